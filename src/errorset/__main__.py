@@ -1,0 +1,5 @@
+import sys
+
+from errorset.cli import main
+
+sys.exit(main())

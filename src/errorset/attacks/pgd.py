@@ -1,0 +1,136 @@
+"""Projected gradient descent (Madry et al. 2018) in L-inf and L2, on whole batches.
+
+Images live in [0,1]; ``eps`` and ``step_size`` are in the same pixel units.
+Every iterate stays inside the eps-ball around ``x`` *and* inside the image
+domain [0,1]. The model's mode (train/eval) is left as the caller set it, and
+parameter gradients are never touched: gradients are taken with respect to the
+input only.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import torch
+import torch.nn.functional as F
+
+from errorset.errors import ConfigError
+
+NORMS = ("linf", "l2")
+
+LossFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
+
+
+def _per_image(value: float | torch.Tensor, x: torch.Tensor, name: str) -> torch.Tensor:
+    """A scalar or per-image (N,) value as an (N, 1, 1, ...) tensor on x's device."""
+    t = torch.as_tensor(value, dtype=x.dtype, device=x.device)
+    if t.ndim == 0:
+        t = t.expand(x.shape[0])
+    if t.shape != (x.shape[0],):
+        raise ConfigError(
+            f"{name}: expected a number or one value per image ({x.shape[0]}), got shape {tuple(t.shape)}"
+        )
+    if (t < 0).any() or not torch.isfinite(t).all():
+        raise ConfigError(f"{name}: expected values >= 0, got {value!r}")
+    return t.view(-1, *([1] * (x.ndim - 1)))
+
+
+def _flat_norm(t: torch.Tensor) -> torch.Tensor:
+    return t.flatten(1).norm(dim=1).view(-1, *([1] * (t.ndim - 1)))
+
+
+def project(delta: torch.Tensor, eps: torch.Tensor, norm: str) -> torch.Tensor:
+    """Project perturbations ``delta`` onto the ``norm`` ball of (per-image) radius ``eps``."""
+    if norm == "linf":
+        return torch.maximum(torch.minimum(delta, eps), -eps)
+    scale = torch.clamp(eps / _flat_norm(delta).clamp_min(1e-12), max=1.0)
+    return delta * scale
+
+
+def random_in_ball(
+    x: torch.Tensor, eps: torch.Tensor, norm: str, generator: torch.Generator | None = None
+) -> torch.Tensor:
+    """A perturbation drawn uniformly from the ``norm`` ball of radius ``eps`` (per image)."""
+    dev = generator.device if generator is not None else x.device
+    if norm == "linf":
+        u = torch.rand(x.shape, generator=generator, device=dev, dtype=x.dtype).to(x.device)
+        return (2 * u - 1) * eps
+    d = x[0].numel()
+    direction = torch.randn(x.shape, generator=generator, device=dev, dtype=x.dtype).to(x.device)
+    direction = direction / _flat_norm(direction).clamp_min(1e-12)
+    radius = torch.rand(x.shape[0], generator=generator, device=dev, dtype=x.dtype).to(x.device) ** (1.0 / d)
+    return direction * radius.view(-1, *([1] * (x.ndim - 1))) * eps
+
+
+def pgd(
+    model: Callable[[torch.Tensor], torch.Tensor],
+    x: torch.Tensor,
+    y: torch.Tensor,
+    *,
+    norm: str = "linf",
+    eps: float | torch.Tensor,
+    steps: int,
+    step_size: float | torch.Tensor | None = None,
+    random_start: bool = True,
+    targeted: bool = False,
+    target: torch.Tensor | None = None,
+    generator: torch.Generator | None = None,
+    loss_fn: LossFn | None = None,
+) -> torch.Tensor:
+    """Return adversarial images within ``eps`` of ``x`` that (try to) change the prediction.
+
+    Untargeted PGD ascends the loss of the true labels ``y``; targeted PGD
+    (``targeted=True``) descends the loss of ``target``. Each step moves by
+    ``step_size`` along the sign of the gradient (L-inf) or the normalised
+    gradient (L2), then projects onto the eps-ball and clips to [0,1].
+
+    Args:
+        model: maps images in [0,1] to logits.
+        x: clean images, float N x ... in [0,1].
+        y: true labels (N,).
+        norm: ``"linf"`` or ``"l2"``.
+        eps: radius in [0,1] pixel units; a number or one value per image.
+        steps: number of gradient steps (>= 0).
+        step_size: per step; default 2.5 * eps / steps (Madry et al.'s rule).
+        random_start: start from a uniform random point of the ball.
+        generator: for the random start (reproducible attacks).
+        loss_fn: ``loss_fn(logits, labels)`` summed over the batch; default cross-entropy.
+
+    Returns:
+        Adversarial images, detached, with the dtype and device of ``x``.
+    """
+    if norm not in NORMS:
+        raise ConfigError(f"norm: unknown norm {norm!r}; valid norms: {', '.join(NORMS)}")
+    if not isinstance(steps, int) or steps < 0:
+        raise ConfigError(f"steps: expected an integer >= 0, got {steps!r}")
+    if targeted and target is None:
+        raise ConfigError("target: targeted PGD needs target labels")
+    if not x.is_floating_point():
+        raise ConfigError(f"x: expected float images in [0,1], got dtype {x.dtype}")
+    eps_t = _per_image(eps, x, "eps")
+    if step_size is None:
+        step_t = 2.5 * eps_t / max(steps, 1)
+    else:
+        step_t = _per_image(step_size, x, "step_size")
+    labels = target if targeted else y
+    loss_fn = loss_fn or (lambda logits, t: F.cross_entropy(logits, t, reduction="sum"))
+
+    x = x.detach()
+    delta = random_in_ball(x, eps_t, norm, generator) if random_start else torch.zeros_like(x)
+    x_adv = (x + delta).clamp(0.0, 1.0)
+    for _ in range(steps):
+        x_adv.requires_grad_(True)
+        with torch.enable_grad():
+            loss = loss_fn(model(x_adv), labels)
+            (grad,) = torch.autograd.grad(loss, x_adv)
+        with torch.no_grad():
+            grad = grad.to(x.dtype)
+            if targeted:
+                grad = -grad
+            if norm == "linf":
+                step = grad.sign()
+            else:
+                step = grad / _flat_norm(grad).clamp_min(1e-12)
+            x_adv = x_adv.detach() + step_t * step
+            x_adv = (x + project(x_adv - x, eps_t, norm)).clamp(0.0, 1.0)
+    return x_adv.detach()

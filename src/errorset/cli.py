@@ -1,0 +1,195 @@
+"""The ``errorset`` command line: a thin shell over :mod:`errorset.jobs`.
+
+Every command reads ``params.yaml`` (or ``--params FILE``) into one typed
+config, applies ``--set KEY=VALUE`` overrides and the profile, and runs one job.
+Bad input ends with one line ``errorset: error: ...`` naming the parameter, and
+exit status 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import signal
+import sys
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+from errorset import __version__
+from errorset.errors import ErrorsetError
+
+EPILOG = """\
+Configuration: every command reads params.yaml (or --params FILE); --set KEY=VALUE
+overrides any dotted key and may be repeated (or hold several space-separated pairs),
+e.g.  errorset train --set data.name=digits --set train.mode=gaussian --set train.sigma_max=0.4
+Numbers accept fractions: --set train.adversarial.eps=8/255.
+The MLflow tracking store is MLflow's default (sqlite:///mlflow.db) unless
+MLFLOW_TRACKING_URI or tracking.uri says otherwise.
+"""
+
+
+def _common(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--params",
+        metavar="FILE",
+        default=None,
+        help="parameters file (default: params.yaml if present, else built-in defaults)",
+    )
+    p.add_argument(
+        "--set",
+        dest="overrides",
+        metavar="KEY=VALUE",
+        action="append",
+        default=[],
+        help="override a config key, e.g. train.mode=gaussian (repeatable)",
+    )
+    p.add_argument("--no-progress", action="store_true", help="no progress bars")
+    p.add_argument("-q", "--quiet", action="store_true", help="only warnings and the final summary")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="errorset",
+        description="Train classifiers and measure how their error rate in noise relates to their "
+        "nearest errors (Ford, Gilmer, Carlini & Cubuk 2019).",
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--version", action="version", version=f"errorset {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+
+    def add(name: str, help: str, description: str) -> argparse.ArgumentParser:
+        p = sub.add_parser(
+            name,
+            help=help,
+            description=description,
+            epilog=EPILOG,
+            formatter_class=argparse.RawDescriptionHelpFormatter,
+        )
+        _common(p)
+        return p
+
+    p = add(
+        "prepare",
+        "prepare a dataset into <data.root>/<data.name>.npz",
+        "Read the dataset named by data.name (cifar10, digits, imagefolder) from its source and "
+        "write it once as a compact uint8 file under data.root; a later train or evaluate reads it.",
+    )
+    p.add_argument("--force", action="store_true", help="remake the file even if it is up to date")
+    p.set_defaults(func=_cmd_prepare)
+
+    p = add(
+        "train",
+        "train a model (clean, gaussian or adversarial), tracked in MLflow",
+        "Train model.name on data.name with train.mode (clean, gaussian: sigma ~ U(0, train.sigma_max), "
+        "adversarial: Madry PGD). Writes <train.output_dir>/checkpoint.pt every epoch and model.pt at "
+        "the end, logs params, per-epoch metrics, the checkpoint and the model to MLflow, and prints "
+        "the MLflow run id.",
+    )
+    p.add_argument("--resume", action="store_true", help="continue from <train.output_dir>/checkpoint.pt")
+    p.add_argument("--overwrite", action="store_true", help="replace an earlier run in train.output_dir")
+    p.set_defaults(func=_cmd_train)
+
+    p = add(
+        "evaluate",
+        "clean accuracy and accuracy in Gaussian noise of a trained model",
+        "Evaluate eval.checkpoint (default <train.output_dir>/model.pt) on eval.n_images test images: "
+        "clean accuracy and accuracy under x + N(0, sigma^2 I) for each of eval.sigmas, eval.trials "
+        "noise draws each (mean and std, the paper's Figure 7). Writes metrics.json and "
+        "noise_accuracy.csv to eval.output_dir and logs an MLflow run.",
+    )
+    p.set_defaults(func=_cmd_evaluate)
+
+    p = add(
+        "config",
+        "print the resolved configuration",
+        "Print the configuration every command would use (params file, overrides and profile applied).",
+    )
+    p.set_defaults(func=_cmd_config)
+    return parser
+
+
+def load_args_config(args: argparse.Namespace, extra: Sequence[str] = ()) -> Any:
+    from errorset.config import load_config
+
+    path: str | None = args.params
+    if path is None:
+        path = "params.yaml" if Path("params.yaml").is_file() else None
+    return load_config(path, [*args.overrides, *extra])
+
+
+def _cmd_prepare(args: argparse.Namespace) -> int:
+    from errorset.data import file_md5
+    from errorset.jobs.prepare import prepare
+
+    cfg = load_args_config(args)
+    path = prepare(cfg, force=args.force, progress=not args.no_progress)
+    print(f"prepared {cfg.data.name}: {path} (md5 {file_md5(path)})")
+    return 0
+
+
+def _cmd_train(args: argparse.Namespace) -> int:
+    from errorset.jobs.train import train
+
+    extra = (["train.resume=true"] if args.resume else []) + (["train.overwrite=true"] if args.overwrite else [])
+    cfg = load_args_config(args, extra)
+    result = train(cfg, progress=not args.no_progress)
+    print(f"test accuracy {result.test_accuracy:.4f}; model: {result.model_path}")
+    print(f"mlflow run id: {result.run_id}")
+    return 0
+
+
+def _cmd_evaluate(args: argparse.Namespace) -> int:
+    from errorset.jobs.evaluate import evaluate
+
+    cfg = load_args_config(args)
+    result = evaluate(cfg, progress=not args.no_progress)
+    m = result.metrics
+    noisy = ", ".join(f"{s}: {a:.3f}" for s, a in m["noise_accuracy"].items())
+    print(f"clean accuracy {m['clean_accuracy']:.4f}; in noise (sigma: accuracy) {noisy}")
+    print(f"results: {result.output_dir}")
+    print(f"mlflow run id: {result.run_id}")
+    return 0
+
+
+def _cmd_config(args: argparse.Namespace) -> int:
+    from errorset.config import to_yaml
+
+    print(to_yaml(load_args_config(args)), end="")
+    return 0
+
+
+def _raise_interrupt(signum: int, frame: Any) -> None:
+    raise KeyboardInterrupt(f"signal {signum}")
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(
+        level=logging.WARNING if args.quiet else logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        datefmt="%H:%M:%S",
+    )
+    for noisy in ("mlflow", "alembic", "urllib3", "git", "matplotlib", "PIL"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+    # SIGTERM (a killed DVC stage or batch job) ends like Ctrl-C: runs are marked KILLED, checkpoints kept.
+    signal.signal(signal.SIGTERM, _raise_interrupt)
+    func: Callable[[argparse.Namespace], int] = args.func
+    try:
+        return func(args)
+    except ErrorsetError as e:
+        message = " ".join(str(e).split())  # always one line
+        print(f"errorset: error: {message}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(
+            "errorset: interrupted; the MLflow run is marked KILLED "
+            "(an interrupted `errorset train` continues from its last epoch with --resume)",
+            file=sys.stderr,
+        )
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,395 @@
+"""The one typed configuration of errorset, loaded from ``params.yaml``.
+
+``params.yaml`` is read into the :class:`Config` dataclass tree. Every command
+takes the same file; ``--set KEY=VALUE`` (the command line), ``-P set=...``
+(``mlflow run``) and ``-S KEY=VALUE`` (``dvc exp run``) override dotted keys.
+
+Precedence, lowest first:
+
+1. the dataclass defaults below,
+2. ``params.yaml`` (or the file given with ``--params``),
+3. ``--set`` overrides,
+4. the *profile* (``profile: cpu`` / ``paper`` / ``smoke``, see
+   :mod:`errorset.profiles`) fills every recipe key that is still ``null``.
+
+So a key left ``null`` follows the profile and an explicit value always wins.
+:func:`resolve` returns the fully resolved config that every run logs.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import types
+import typing
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TypeVar, Union
+
+import yaml
+
+from errorset.errors import ConfigError
+
+# ----------------------------------------------------------------------------
+# The schema
+# ----------------------------------------------------------------------------
+
+
+@dataclass
+class Cifar10Source:
+    """Where CIFAR-10 comes from.
+
+    ``archive`` (or the environment variable ``ERRORSET_CIFAR10_ARCHIVE``) names
+    a ``.tar.gz`` or folder laid out as ``train/<class>/*`` and
+    ``test/<class>/*``; without one, torchvision downloads the official release
+    into ``<data.root>/raw`` when ``download`` is true.
+    """
+
+    archive: str | None = None
+    download: bool = True
+
+
+@dataclass
+class ImageFolderSource:
+    """A user's image-folder tree or archive (``train/<class>``, ``test|val/<class>``)."""
+
+    path: str | None = None
+    #: resize every image to image_size x image_size (bilinear); null keeps the
+    #: size, which must then be the same for every image.
+    image_size: int | None = None
+
+
+@dataclass
+class DataConfig:
+    name: str = "cifar10"
+    #: folder of prepared arrays (<root>/<name>.npz) and raw downloads (<root>/raw)
+    root: str = "data"
+    cifar10: Cifar10Source = field(default_factory=Cifar10Source)
+    imagefolder: ImageFolderSource = field(default_factory=ImageFolderSource)
+
+
+@dataclass
+class ModelConfig:
+    #: registry name; null = the dataset's default model under the profile
+    name: str | None = None
+    #: timm models only: load pretrained weights (needs network access)
+    pretrained: bool = False
+
+
+@dataclass
+class AdversarialConfig:
+    """Madry PGD adversarial training. eps and step_size in [0,1] pixel units."""
+
+    norm: str = "linf"
+    #: null = 8/255 for linf, 0.5 for l2
+    eps: float | None = None
+    steps: int = 7
+    #: null = 2/255 for linf, 0.1 for l2
+    step_size: float | None = None
+    random_start: bool = True
+
+
+@dataclass
+class TrainConfig:
+    mode: str = "clean"
+    #: gaussian mode: per-image sigma ~ U(0, sigma_max), in [0,1] pixel units
+    sigma_max: float = 0.0
+    #: gaussian mode: clip noisy images to [0,1] (off, as in the paper)
+    gaussian_clip: bool = False
+    adversarial: AdversarialConfig = field(default_factory=AdversarialConfig)
+    # --- the recipe: null follows the profile -------------------------------
+    epochs: int | None = None
+    batch_size: int | None = None
+    lr: float | None = None
+    momentum: float | None = None
+    weight_decay: float | None = None
+    #: epochs after which the learning rate is multiplied by lr_gamma
+    milestones: list[int] | None = None
+    lr_gamma: float | None = None
+    #: train on this many images (a seeded random subset); 0 = all
+    subset: int | None = None
+    #: test images used for the per-epoch test_accuracy; 0 = all
+    test_images: int | None = None
+    #: random flips and pad-4 crops; null = on for 3-channel 32x32 data
+    flip_crop: bool | None = None
+    #: mixed precision; null = on when training on CUDA
+    amp: bool | None = None
+    #: where checkpoint.pt (resume state) and model.pt go; null = models/<run name>
+    output_dir: str | None = None
+    #: continue from output_dir/checkpoint.pt (the command line's --resume)
+    resume: bool = False
+    #: replace a finished or interrupted run in output_dir (the command line's --overwrite)
+    overwrite: bool = False
+
+
+@dataclass
+class EvalConfig:
+    """Clean accuracy and accuracy in Gaussian noise (the paper's Figure 7)."""
+
+    #: model.pt to evaluate; null = <train.output_dir>/model.pt
+    checkpoint: str | None = None
+    sigmas: list[float] = field(
+        default_factory=lambda: [0.0, 0.02, 0.04, 0.06, 0.08, 0.1, 0.15, 0.2, 0.3, 0.4, 0.6, 0.8]
+    )
+    trials: int = 10
+    #: evaluate on this many test images (seeded subset); 0 = all; null = profile
+    n_images: int | None = None
+    batch_size: int = 500
+    #: clip noisy images to [0,1]
+    clip: bool = False
+    #: metrics.json and noise_accuracy.csv go here; null = reports/<run name>
+    output_dir: str | None = None
+
+
+@dataclass
+class TrackingConfig:
+    experiment: str = "errorset"
+    #: null = $MLFLOW_TRACKING_URI, else MLflow's default (sqlite:///mlflow.db)
+    uri: str | None = None
+    #: null = a readable name such as cifar10/resnet8/gaussian-0.4
+    run_name: str | None = None
+    #: log the trained model with mlflow.pytorch.log_model
+    log_model: bool = True
+
+
+@dataclass
+class Config:
+    #: recipe profile: cpu (default, a 2-core CPU), paper (Ford et al.), smoke (tests)
+    profile: str = "cpu"
+    seed: int = 0
+    #: auto = cuda when available, else cpu; or any torch device string
+    device: str = "auto"
+    data: DataConfig = field(default_factory=DataConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    eval: EvalConfig = field(default_factory=EvalConfig)
+    tracking: TrackingConfig = field(default_factory=TrackingConfig)
+    #: named training variants (used by dvc.yaml's foreach): name -> train overrides
+    variants: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+
+# ----------------------------------------------------------------------------
+# Loading
+# ----------------------------------------------------------------------------
+
+D = TypeVar("D")
+
+
+_TYPE_NAMES = {int: "an integer", float: "a number", str: "a string", bool: "true or false", type(None): "null"}
+
+
+def _type_name(tp: Any) -> str:
+    """A readable name for a config type annotation ("an integer or null")."""
+    origin = typing.get_origin(tp)
+    if origin in (Union, types.UnionType):
+        return " or ".join(_type_name(a) for a in typing.get_args(tp))
+    if origin is list:
+        item = _type_name(typing.get_args(tp)[0]).removeprefix("an ").removeprefix("a ")
+        return f"a list of {item}s"
+    if origin is dict or dataclasses.is_dataclass(tp):
+        return "a mapping"
+    return _TYPE_NAMES.get(tp, getattr(tp, "__name__", str(tp)))
+
+
+def _parse_number(text: str) -> float | None:
+    """'8/255' -> 0.0313..., '1e-3' -> 0.001 (YAML 1.1 reads both as strings); else None."""
+    parts = text.split("/")
+    try:
+        if len(parts) == 2:
+            return float(parts[0]) / float(parts[1])
+        return float(text) if len(parts) == 1 else None
+    except (ValueError, ZeroDivisionError):
+        return None
+
+
+def _coerce(value: Any, tp: Any, key: str) -> Any:
+    """Check ``value`` against the annotation ``tp`` and convert where safe."""
+    origin = typing.get_origin(tp)
+    if origin in (Union, types.UnionType):
+        args = typing.get_args(tp)
+        if value is None and type(None) in args:
+            return None
+        for arg in args:
+            if arg is type(None):
+                continue
+            try:
+                return _coerce(value, arg, key)
+            except ConfigError:
+                pass
+        raise ConfigError(f"{key}: expected {_type_name(tp)}, got {value!r}")
+    if dataclasses.is_dataclass(tp):
+        if not isinstance(value, Mapping):
+            raise ConfigError(f"{key}: expected a mapping of {tp.__name__} keys, got {value!r}")
+        return _from_mapping(tp, value, key)
+    if tp is Any:
+        return value
+    if origin is list:
+        (item_tp,) = typing.get_args(tp)
+        if isinstance(value, (str, bytes)) or not isinstance(value, Iterable):
+            raise ConfigError(f"{key}: expected {_type_name(tp)}, got {value!r}")
+        return [_coerce(v, item_tp, f"{key}[{i}]") for i, v in enumerate(value)]
+    if origin is dict:
+        if not isinstance(value, Mapping):
+            raise ConfigError(f"{key}: expected a mapping, got {value!r}")
+        _, val_tp = typing.get_args(tp)
+        return {str(k): _coerce(v, val_tp, f"{key}.{k}") for k, v in value.items()}
+    if tp is bool:
+        if isinstance(value, bool):
+            return value
+        raise ConfigError(f"{key}: expected true or false, got {value!r}")
+    if tp is int:
+        if isinstance(value, int) and not isinstance(value, bool):
+            return value
+        if isinstance(value, float) and value.is_integer():
+            return int(value)
+        raise ConfigError(f"{key}: expected an integer, got {value!r}")
+    if tp is float:
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            out = float(value)
+        elif isinstance(value, str) and _parse_number(value) is not None:
+            out = _parse_number(value)
+        else:
+            raise ConfigError(f"{key}: expected a number (or a fraction such as 8/255), got {value!r}")
+        if not math.isfinite(out):
+            raise ConfigError(f"{key}: expected a finite number, got {value!r}")
+        return out
+    if tp is str:
+        if isinstance(value, str):
+            return value
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            return str(value)
+        raise ConfigError(f"{key}: expected a string, got {value!r}")
+    raise TypeError(f"unsupported config type {tp!r} at {key}")  # a bug in the schema
+
+
+def _from_mapping(cls: type[D], data: Mapping[str, Any], prefix: str = "") -> D:
+    hints = typing.get_type_hints(cls)
+    names = [f.name for f in dataclasses.fields(cls)]  # type: ignore[arg-type]
+    kwargs: dict[str, Any] = {}
+    for key, value in data.items():
+        dotted = f"{prefix}.{key}" if prefix else str(key)
+        if key not in names:
+            raise ConfigError(
+                f"{dotted}: unknown key; valid keys{' under ' + prefix if prefix else ''}: {', '.join(names)}"
+            )
+        kwargs[key] = _coerce(value, hints[key], dotted)
+    return cls(**kwargs)
+
+
+def parse_override(text: str) -> tuple[str, Any]:
+    """Split ``KEY=VALUE``; VALUE is read as YAML (numbers, lists, null, true)."""
+    key, sep, raw = text.partition("=")
+    key = key.strip()
+    if not sep or not key:
+        raise ConfigError(f"--set: expected KEY=VALUE (e.g. train.mode=gaussian), got {text!r}")
+    try:
+        value = yaml.safe_load(raw) if raw.strip() else None
+    except yaml.YAMLError:
+        value = raw
+    if isinstance(value, str) and raw.strip() != value:  # keep strings verbatim
+        value = raw.strip()
+    return key, value
+
+
+def split_overrides(items: Iterable[str]) -> list[str]:
+    """Each item may hold several whitespace-separated KEY=VALUE pairs (MLproject passes one string)."""
+    out: list[str] = []
+    for item in items:
+        out.extend(part for part in item.split() if part)
+    return out
+
+
+def apply_overrides(raw: dict[str, Any], overrides: Iterable[str]) -> dict[str, Any]:
+    """Set dotted keys in a nested dict (a copy); unknown keys are caught when typing it."""
+    out = _deepcopy(raw)
+    for text in split_overrides(overrides):
+        key, value = parse_override(text)
+        node = out
+        parts = key.split(".")
+        for i, part in enumerate(parts[:-1]):
+            child = node.get(part)
+            if child is None:
+                child = node[part] = {}
+            elif not isinstance(child, dict):
+                raise ConfigError(f"--set {key}: {'.'.join(parts[: i + 1])} is not a group of keys")
+            node = child
+        node[parts[-1]] = value
+    return out
+
+
+def _deepcopy(d: Any) -> Any:
+    if isinstance(d, dict):
+        return {k: _deepcopy(v) for k, v in d.items()}
+    if isinstance(d, list):
+        return [_deepcopy(v) for v in d]
+    return d
+
+
+def config_from_dict(raw: Mapping[str, Any] | None) -> Config:
+    """Type-check a nested dict into a :class:`Config` (unresolved)."""
+    return _from_mapping(Config, raw or {})
+
+
+def read_params(path: str | Path) -> dict[str, Any]:
+    """Read a params file as a nested dict, with a clear error when it is unusable."""
+    p = Path(path)
+    if not p.is_file():
+        raise ConfigError(f"--params: no such file {str(p)!r}")
+    try:
+        raw = yaml.safe_load(p.read_text()) or {}
+    except yaml.YAMLError as e:
+        raise ConfigError(f"--params: {p} is not valid YAML: {e}") from None
+    if not isinstance(raw, dict):
+        raise ConfigError(f"--params: {p} must hold a mapping of keys, not {type(raw).__name__}")
+    return raw
+
+
+def load_config(
+    path: str | Path | None = "params.yaml",
+    overrides: Iterable[str] = (),
+    *,
+    resolve_profile: bool = True,
+) -> Config:
+    """Load ``path`` (None: defaults only), apply ``KEY=VALUE`` overrides and resolve the profile."""
+    raw = read_params(path) if path is not None else {}
+    cfg = config_from_dict(apply_overrides(raw, overrides))
+    return resolve(cfg) if resolve_profile else cfg
+
+
+def to_dict(cfg: Any) -> Any:
+    """A dataclass tree as plain nested dicts and lists."""
+    return dataclasses.asdict(cfg) if dataclasses.is_dataclass(cfg) else cfg
+
+
+def to_yaml(cfg: Config) -> str:
+    return yaml.safe_dump(to_dict(cfg), sort_keys=False)
+
+
+def flatten(d: Any, prefix: str = "") -> dict[str, Any]:
+    """Nested dicts (or a Config) as ``{"train.mode": "clean", ...}``."""
+    if dataclasses.is_dataclass(d):
+        d = to_dict(d)
+    out: dict[str, Any] = {}
+    for k, v in d.items():
+        key = f"{prefix}{k}"
+        if isinstance(v, dict) and v:
+            out.update(flatten(v, key + "."))
+        else:
+            out[key] = v
+    return out
+
+
+def resolve(cfg: Config) -> Config:
+    """Fill every ``null`` recipe key from the profile and validate all values.
+
+    Returns a new config; ``cfg`` is not changed. Raises :class:`ConfigError`
+    naming the first invalid key.
+    """
+    # Imported here: the profiles and registries import this module's dataclasses.
+    from errorset.profiles import apply_profile
+    from errorset.validation import validate
+
+    resolved = apply_profile(cfg)
+    validate(resolved)
+    return resolved

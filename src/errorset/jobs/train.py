@@ -1,0 +1,197 @@
+"""``errorset train``: train one model as configured, tracked in MLflow, resumable."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+
+from errorset.config import Config, to_dict
+from errorset.data import file_md5, load_dataset, prepared_path, seeded_subset
+from errorset.errors import CheckpointError, TrainingDiverged
+from errorset.jobs.naming import run_name, train_output_dir
+from errorset.models import create_model, save_model
+from errorset.runtime import make_generator, pick_device, seed_everything
+from errorset.train.checkpoint import TrainState
+from errorset.train.loop import Precision, accuracy, train_epoch
+from errorset.train.modes import MODES
+
+log = logging.getLogger(__name__)
+
+CHECKPOINT = "checkpoint.pt"
+MODEL = "model.pt"
+
+
+@dataclass
+class TrainResult:
+    run_id: str
+    output_dir: Path
+    model_path: Path
+    history: list[dict[str, float]] = field(default_factory=list)
+
+    @property
+    def test_accuracy(self) -> float:
+        return self.history[-1]["test_accuracy"] if self.history else float("nan")
+
+
+def _check_output_dir(cfg: Config, out: Path) -> None:
+    """Refuse to overwrite an earlier run's files unless asked to."""
+    existing = [p.name for p in (out / CHECKPOINT, out / MODEL) if p.exists()]
+    if existing and not cfg.train.resume and not cfg.train.overwrite:
+        raise CheckpointError(
+            f"train.output_dir: {out} already holds {' and '.join(existing)} from an earlier run; "
+            "pass --resume to continue it, --overwrite to replace it, or set train.output_dir"
+        )
+
+
+def train(cfg: Config, *, progress: bool = True) -> TrainResult:
+    """Train the configured model and log everything to MLflow.
+
+    Writes ``<output_dir>/checkpoint.pt`` after every epoch and ``model.pt`` at
+    the end. With ``train.resume`` the run continues from the checkpoint in the
+    same MLflow run, so the finished run has every epoch logged exactly once.
+    """
+    t = cfg.train
+    assert t.epochs is not None and t.batch_size is not None, "resolve the config first"
+    out = train_output_dir(cfg)
+    _check_output_dir(cfg, out)
+    state = TrainState.load(out / CHECKPOINT) if t.resume else None
+    if state is not None:
+        state.check_config(to_dict(cfg))
+
+    data = load_dataset(cfg.data, progress=progress)
+    data_md5 = file_md5(prepared_path(cfg.data))
+    device = pick_device(cfg.device)
+    seed_everything(cfg.seed)
+
+    model = create_model(
+        cfg.model.name or "",
+        input_shape=data.input_shape,
+        num_classes=data.num_classes,
+        mean=data.mean,
+        std=data.std,
+        pretrained=cfg.model.pretrained,
+    ).to(device)
+    # Weight decay on every parameter, as in the paper's (and Madry et al.'s) recipe.
+    optimizer = torch.optim.SGD(
+        model.parameters(), lr=t.lr, momentum=t.momentum or 0.0, weight_decay=t.weight_decay or 0.0
+    )
+    scheduler = torch.optim.lr_scheduler.MultiStepLR(optimizer, milestones=t.milestones or [], gamma=t.lr_gamma)
+    precision = Precision.for_device(device, t.amp if t.amp is not None else True)
+    data_gen = make_generator(cfg.seed + 1)
+    noise_gen = make_generator(cfg.seed + 2, device)
+
+    x_train, y_train = data.tensors("train")
+    keep = seeded_subset(len(x_train), t.subset or 0, cfg.seed)
+    x_train, y_train = x_train[keep], y_train[keep]
+    x_test, y_test = data.tensors("test")
+    keep = seeded_subset(len(x_test), t.test_images or 0, cfg.seed)
+    x_test, y_test = x_test[keep], y_test[keep]
+    # Small datasets live on the device as uint8; large ones are moved batch by batch.
+    if x_train.numel() < 2**31:
+        x_train, y_train = x_train.to(device), y_train.to(device)
+    flip_crop = t.flip_crop if t.flip_crop is not None else data.input_shape == (3, 32, 32)
+    transform = MODES.create(t.mode, t)
+
+    history: list[dict[str, float]] = []
+    start_epoch = 0
+    if state is not None:
+        model.load_state_dict(state.model)
+        optimizer.load_state_dict(state.optimizer)
+        scheduler.load_state_dict(state.scheduler)
+        if precision.scaler is not None and state.scaler:
+            precision.scaler.load_state_dict(state.scaler)
+        data_gen.set_state(state.data_generator)
+        noise_gen.set_state(state.noise_generator)
+        history, start_epoch = list(state.history), state.epoch
+
+    from errorset import tracking
+
+    name = run_name(cfg)
+    tags = {
+        "mode": t.mode,
+        "dataset": cfg.data.name,
+        "model": cfg.model.name,
+        "profile": cfg.profile,
+        "errorset.job": "train",
+    }
+    with tracking.start_run(cfg, run_name=name, tags=tags, run_id=state.run_id if state else None) as run:
+        if state is None:
+            run.log_config(cfg)
+            run.log_params({"data.md5": data_md5, "data.train_images": len(x_train), "data.test_images": len(x_test)})
+        else:  # params are already logged; log the epochs saved but not yet logged when the run was killed
+            run.set_tags({"resumed_from_epoch": state.epoch})
+            logged = run.logged_steps("train_loss")
+            for step, metrics in enumerate(history):
+                if step not in logged:
+                    run.log_metrics(metrics, step=step)
+        for epoch in range(start_epoch, t.epochs):
+            try:
+                stats = train_epoch(
+                    model,
+                    optimizer,
+                    x_train,
+                    y_train,
+                    transform=transform,
+                    batch_size=t.batch_size,
+                    data_generator=data_gen,
+                    noise_generator=noise_gen,
+                    flip_crop=flip_crop,
+                    precision=precision,
+                    epoch=epoch,
+                    progress=progress,
+                )
+            except TrainingDiverged as e:
+                kept = (
+                    f"the last good checkpoint (epoch {epoch}) is kept at {out / CHECKPOINT}"
+                    if epoch > 0
+                    else "no epoch completed, so no checkpoint was written"
+                )
+                raise TrainingDiverged(f"{e}; MLflow run {run.run_id} is marked FAILED; {kept}") from None
+            metrics = {
+                "train_loss": stats.loss,
+                "train_accuracy": stats.accuracy,
+                "test_accuracy": accuracy(model, x_test, y_test),
+                "lr": optimizer.param_groups[0]["lr"],
+                "images_per_second": stats.images_per_second,
+            }
+            scheduler.step()
+            history.append(metrics)
+            TrainState(
+                epoch=epoch + 1,
+                model=model.state_dict(),
+                optimizer=optimizer.state_dict(),
+                scheduler=scheduler.state_dict(),
+                scaler=precision.scaler.state_dict() if precision.scaler else None,
+                data_generator=data_gen.get_state(),
+                noise_generator=noise_gen.get_state(),
+                config=to_dict(cfg),
+                run_id=run.run_id,
+                history=history,
+            ).save(out / CHECKPOINT)
+            run.log_metrics(metrics, step=epoch)
+            log.info(
+                "epoch %d/%d  loss %.4f  train acc %.4f  test acc %.4f",
+                epoch + 1,
+                t.epochs,
+                stats.loss,
+                stats.accuracy,
+                metrics["test_accuracy"],
+            )
+
+        model_path = save_model(
+            model,
+            out / MODEL,
+            classes=data.classes,
+            dataset={"name": cfg.data.name, "md5": data_md5},
+            config=to_dict(cfg),
+            run_id=run.run_id,
+            history=history,
+        )
+        run.log_artifact(model_path, "checkpoints")
+        run.log_artifact(out / CHECKPOINT, "checkpoints")
+        if cfg.tracking.log_model:
+            run.log_model(model, x_test[:2].float().div(255))
+        return TrainResult(run_id=run.run_id, output_dir=out, model_path=model_path, history=history)

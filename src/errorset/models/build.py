@@ -1,0 +1,100 @@
+"""Create models from names, and save and load them with everything needed to rebuild them."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from errorset.errors import CheckpointError
+from errorset.files import atomic_write
+from errorset.models.registry import MODELS
+from errorset.models.wrapper import Classifier
+
+MODEL_FORMAT = "errorset.model/1"
+_CONV_PREFIXES = ("resnet", "wrn", "timm:")
+
+
+def create_model(
+    name: str,
+    *,
+    input_shape: Sequence[int],
+    num_classes: int,
+    mean: Sequence[float] | None = None,
+    std: Sequence[float] | None = None,
+    pretrained: bool = False,
+) -> Classifier:
+    """Build the registered model ``name`` for images of ``input_shape`` (C, H, W) in [0,1].
+
+    Args:
+        mean, std: per-channel normalisation applied inside the wrapper
+            (default 0 and 1; pretrained timm models use their own).
+        pretrained: timm models only; loads pretrained weights.
+    """
+    MODELS.check(name)
+    c = int(input_shape[0])
+    shape = tuple(int(s) for s in input_shape)
+    kwargs: dict[str, Any] = {}
+    if name.startswith("timm:"):
+        kwargs["pretrained"] = pretrained
+        if pretrained:
+            from errorset.models.timm_models import timm_normalization
+
+            norm = timm_normalization(name.removeprefix("timm:"))
+            if norm is not None and len(norm[0]) == c:
+                mean, std = norm
+    spec = {
+        "name": name,
+        "input_shape": list(shape),
+        "num_classes": int(num_classes),
+        "mean": [float(m) for m in (mean if mean is not None else [0.0] * c)],
+        "std": [float(s) for s in (std if std is not None else [1.0] * c)],
+    }
+    net = MODELS.create(name, shape, int(num_classes), **kwargs)
+    return Classifier(net, spec, channels_last=name.startswith(_CONV_PREFIXES))
+
+
+def save_model(model: Classifier, path: str | Path, **extra: Any) -> Path:
+    """Write ``model`` (spec + weights + ``extra`` metadata) to ``path`` atomically."""
+    path = Path(path)
+    state = {k: v.detach().cpu() for k, v in model.state_dict().items()}
+    payload = {"format": MODEL_FORMAT, "spec": model.spec, "state_dict": state, **extra}
+    atomic_torch_save(payload, path)
+    return path
+
+
+def atomic_torch_save(obj: Any, path: Path) -> None:
+    """torch.save to a temporary file, then rename: a crash never leaves a half-written file."""
+    with atomic_write(path) as f:
+        torch.save(obj, f)
+
+
+def read_model_file(path: str | Path) -> dict[str, Any]:
+    """The raw payload of a model.pt written by :func:`save_model`."""
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"no model file at {path}")
+    try:
+        payload = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as e:  # torch raises many types for corrupt files
+        raise CheckpointError(f"{path} is not a readable model file ({type(e).__name__}: {e})") from None
+    if not isinstance(payload, dict) or payload.get("format") != MODEL_FORMAT:
+        raise CheckpointError(f"{path} is not an errorset model file (expected format {MODEL_FORMAT})")
+    return payload
+
+
+def load_model(path: str | Path, map_location: str | torch.device = "cpu") -> Classifier:
+    """Rebuild a :class:`Classifier` from a model.pt, in eval mode, on ``map_location``."""
+    payload = read_model_file(path)
+    spec = payload["spec"]
+    model = create_model(
+        spec["name"],
+        input_shape=spec["input_shape"],
+        num_classes=spec["num_classes"],
+        mean=spec["mean"],
+        std=spec["std"],
+    )
+    model.load_state_dict(payload["state_dict"])
+    return model.to(map_location).eval()

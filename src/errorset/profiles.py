@@ -1,0 +1,139 @@
+"""Named training recipes ("profiles").
+
+A profile fills every recipe key of the config that is left ``null``: the
+model for each dataset, the optimiser schedule, and how many images training
+and evaluation use. Explicit values in ``params.yaml`` or ``--set`` always win.
+
+``paper``
+    Ford et al. (2019), following Madry et al.: SGD with momentum 0.9,
+    learning rate 0.1, weight decay 5e-4, batch 128, 200 epochs, learning rate
+    x0.2 after epochs 60, 120 and 160; WRN-28-10 on CIFAR-10 and Inception-v3
+    (timm) on image folders; full training and test sets.
+``cpu`` (the default)
+    The same optimiser on a compact CIFAR ResNet-8, a 20,000-image training
+    subset, 8 epochs, and 1,000 evaluation images, so that ``dvc repro`` of all
+    four CIFAR-10 variants fits in 30 minutes on a 2-core CPU.
+``smoke``
+    A few hundred images and two epochs: the pipeline end to end in seconds,
+    for tests.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+
+from errorset.config import Config
+from errorset.errors import UnknownNameError
+
+
+@dataclass(frozen=True)
+class Profile:
+    epochs: int
+    batch_size: int
+    lr: float
+    momentum: float
+    weight_decay: float
+    milestones: tuple[int, ...]
+    lr_gamma: float
+    #: training images (0 = all)
+    subset: int
+    #: test images for the per-epoch test accuracy (0 = all)
+    test_images: int
+    #: images for `errorset evaluate` (0 = all)
+    eval_images: int
+    #: default model per dataset
+    models: dict[str, str] = field(default_factory=dict)
+
+
+PROFILES: dict[str, Profile] = {
+    "paper": Profile(
+        epochs=200,
+        batch_size=128,
+        lr=0.1,
+        momentum=0.9,
+        weight_decay=5e-4,
+        milestones=(60, 120, 160),
+        lr_gamma=0.2,
+        subset=0,
+        test_images=0,
+        eval_images=0,
+        models={"cifar10": "wrn28_10", "digits": "mlp", "imagefolder": "timm:inception_v3"},
+    ),
+    "cpu": Profile(
+        epochs=8,
+        batch_size=128,
+        lr=0.1,
+        momentum=0.9,
+        weight_decay=5e-4,
+        milestones=(4, 6, 7),
+        lr_gamma=0.2,
+        subset=20000,
+        test_images=2000,
+        eval_images=1000,
+        models={"cifar10": "resnet8", "digits": "mlp", "imagefolder": "timm:resnet18"},
+    ),
+    "smoke": Profile(
+        epochs=2,
+        batch_size=64,
+        lr=0.05,
+        momentum=0.9,
+        weight_decay=5e-4,
+        milestones=(1,),
+        lr_gamma=0.2,
+        subset=512,
+        test_images=256,
+        eval_images=128,
+        models={"cifar10": "resnet8", "digits": "mlp", "imagefolder": "resnet8"},
+    ),
+}
+
+
+def get_profile(name: str) -> Profile:
+    if name not in PROFILES:
+        raise UnknownNameError(f"profile: unknown profile {name!r}; valid profiles: {', '.join(PROFILES)}")
+    return PROFILES[name]
+
+
+def apply_profile(cfg: Config) -> Config:
+    """Return a copy of ``cfg`` with every ``null`` recipe key taken from its profile."""
+    p = get_profile(cfg.profile)
+
+    def pick(value, default):
+        return default if value is None else value
+
+    t = cfg.train
+    train = dataclasses.replace(
+        t,
+        epochs=pick(t.epochs, p.epochs),
+        batch_size=pick(t.batch_size, p.batch_size),
+        lr=pick(t.lr, p.lr),
+        momentum=pick(t.momentum, p.momentum),
+        weight_decay=pick(t.weight_decay, p.weight_decay),
+        milestones=pick(t.milestones, list(p.milestones)),
+        lr_gamma=pick(t.lr_gamma, p.lr_gamma),
+        subset=pick(t.subset, p.subset),
+        test_images=pick(t.test_images, p.test_images),
+        adversarial=_resolve_adversarial(t),
+    )
+    model = dataclasses.replace(cfg.model, name=pick(cfg.model.name, p.models.get(cfg.data.name, "resnet8")))
+    ev = dataclasses.replace(cfg.eval, n_images=pick(cfg.eval.n_images, p.eval_images))
+    return dataclasses.replace(cfg, train=train, model=model, eval=ev)
+
+
+#: (eps, step_size) defaults per norm, in [0,1] pixel units: Madry et al.'s
+#: CIFAR-10 settings (L-inf 8/255 with steps of 2/255; L2 0.5 with steps of 0.1).
+ADVERSARIAL_DEFAULTS: dict[str, tuple[float, float]] = {
+    "linf": (8 / 255, 2 / 255),
+    "l2": (0.5, 0.1),
+}
+
+
+def _resolve_adversarial(t):
+    a = t.adversarial
+    eps, step = ADVERSARIAL_DEFAULTS.get(a.norm, (None, None))
+    return dataclasses.replace(
+        a,
+        eps=a.eps if a.eps is not None else eps,
+        step_size=a.step_size if a.step_size is not None else step,
+    )

@@ -1,0 +1,108 @@
+"""Registries that create objects from the names used in ``params.yaml``.
+
+As timm does for models, each concern (datasets, models, training modes,
+attacks, corruptions, ...) keeps one :class:`Registry`. Names are either exact
+(``"mlp"``) or patterns with a prefix whose remainder is parsed by the factory
+(``"wrn28_10"`` for any WRN-depth-width, ``"timm:<name>"`` for any timm model).
+An unknown name raises :class:`~errorset.errors.UnknownNameError` listing what
+is valid.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import Generic, TypeVar
+
+from errorset.errors import UnknownNameError
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class _Pattern(Generic[T]):
+    regex: re.Pattern[str]
+    example: str
+    factory: Callable[..., T]
+
+
+class Registry(Generic[T]):
+    """A mapping from names to factories, with optional regex patterns.
+
+    Args:
+        kind: what the registry holds, used in error messages ("model", "dataset").
+        parameter: the config key that selects from it (e.g. ``"model.name"``),
+            named in error messages so the user knows what to change.
+    """
+
+    def __init__(self, kind: str, parameter: str) -> None:
+        self.kind = kind
+        self.parameter = parameter
+        self._exact: dict[str, Callable[..., T]] = {}
+        self._patterns: list[_Pattern[T]] = []
+
+    def register(self, name: str) -> Callable[[Callable[..., T]], Callable[..., T]]:
+        """Decorator registering ``factory`` under the exact ``name``."""
+
+        def decorator(factory: Callable[..., T]) -> Callable[..., T]:
+            if name in self._exact:
+                raise ValueError(f"{self.kind} {name!r} is registered twice")
+            self._exact[name] = factory
+            return factory
+
+        return decorator
+
+    def register_pattern(self, pattern: str, example: str) -> Callable[[Callable[..., T]], Callable[..., T]]:
+        """Decorator registering a factory for every name matching ``pattern``.
+
+        The factory receives the regex match's named groups as keyword
+        arguments, followed by the caller's keyword arguments.
+        """
+
+        def decorator(factory: Callable[..., T]) -> Callable[..., T]:
+            self._patterns.append(_Pattern(re.compile(pattern), example, factory))
+            return factory
+
+        return decorator
+
+    def names(self) -> list[str]:
+        """The exact names, followed by one example per pattern."""
+        return sorted(self._exact) + [p.example for p in self._patterns]
+
+    def __contains__(self, name: object) -> bool:
+        return isinstance(name, str) and self._lookup(name) is not None
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.names())
+
+    def _lookup(self, name: str) -> tuple[Callable[..., T], dict[str, str]] | None:
+        if name in self._exact:
+            return self._exact[name], {}
+        for p in self._patterns:
+            m = p.regex.fullmatch(name)
+            if m:
+                return p.factory, m.groupdict()
+        return None
+
+    def check(self, name: object) -> str:
+        """Return ``name`` if it is registered, else raise a clear error."""
+        if not isinstance(name, str) or self._lookup(name) is None:
+            raise UnknownNameError(
+                f"{self.parameter}: unknown {self.kind} {name!r}; valid {self.kind}s: {', '.join(self.names())}"
+            )
+        return name
+
+    def get(self, name: str) -> Callable[..., T]:
+        """The factory for ``name`` with any pattern groups already bound."""
+        self.check(name)
+        found = self._lookup(name)
+        assert found is not None
+        factory, groups = found
+        if not groups:
+            return factory
+        return lambda *args, **kwargs: factory(*args, **groups, **kwargs)
+
+    def create(self, name: str, *args: object, **kwargs: object) -> T:
+        """Create the object registered under ``name``."""
+        return self.get(name)(*args, **kwargs)

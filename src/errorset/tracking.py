@@ -1,0 +1,235 @@
+"""Experiment tracking: the one module that imports MLflow.
+
+Every training and evaluation run goes through :func:`start_run`, which
+
+* uses ``tracking.uri`` if set, else ``$MLFLOW_TRACKING_URI``, else MLflow's
+  own default (a local ``sqlite:///mlflow.db``);
+* uses the experiment ``tracking.experiment`` (unless ``mlflow run`` already
+  opened a run for this process, which is then used);
+* marks the run FAILED when the body raises and KILLED on Ctrl-C / SIGTERM,
+  FINISHED otherwise;
+* logs the resolved config (flattened params and ``config.yaml``) and the
+  git commit.
+
+Nothing here runs at import time, and MLflow itself is imported lazily so that
+``import errorset`` stays fast.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+import json
+import logging
+import os
+import subprocess
+import tempfile
+from collections.abc import Iterator, Mapping
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from errorset.config import Config, flatten, to_dict, to_yaml
+
+if TYPE_CHECKING:
+    import matplotlib.figure
+    import torch
+
+log = logging.getLogger(__name__)
+
+#: config groups that are not parameters of a single run
+_NOT_PARAMS = ("variants",)
+
+
+def git_commit(path: str | Path = ".") -> str | None:
+    """The commit checked out at ``path`` (with ``-dirty`` when there are uncommitted changes), or None."""
+    try:
+        sha = subprocess.run(
+            ["git", "rev-parse", "HEAD"], cwd=path, capture_output=True, text=True, check=True, timeout=10
+        ).stdout.strip()
+        dirty = subprocess.run(
+            ["git", "status", "--porcelain", "--untracked-files=no"],
+            cwd=path,
+            capture_output=True,
+            text=True,
+            check=True,
+            timeout=10,
+        ).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return f"{sha}-dirty" if dirty else sha
+
+
+def _param_value(v: Any) -> str:
+    return v if isinstance(v, str) else json.dumps(v)
+
+
+def config_params(cfg: Config) -> dict[str, str]:
+    """The flattened config as MLflow parameter strings (``train.mode`` -> ``"clean"``)."""
+    d = {k: v for k, v in to_dict(cfg).items() if k not in _NOT_PARAMS}
+    return {k: _param_value(v) for k, v in flatten(d).items()}
+
+
+def configure(cfg: Config) -> None:
+    """Point MLflow at the configured tracking store and experiment."""
+    import mlflow
+
+    if cfg.tracking.uri:
+        mlflow.set_tracking_uri(cfg.tracking.uri)
+    if not os.environ.get("MLFLOW_RUN_ID") and not os.environ.get("MLFLOW_EXPERIMENT_ID"):
+        mlflow.set_experiment(cfg.tracking.experiment)
+
+
+def ensure_experiment(cfg: Config) -> str:
+    """Create the tracking database and experiment if needed (before starting parallel workers)."""
+    import mlflow
+
+    configure(cfg)
+    exp = mlflow.get_experiment_by_name(cfg.tracking.experiment)
+    return exp.experiment_id if exp else mlflow.create_experiment(cfg.tracking.experiment)
+
+
+class Run:
+    """The open MLflow run: thin typed wrappers around the fluent API."""
+
+    def __init__(self, run_id: str) -> None:
+        self.run_id = run_id
+
+    def log_params(self, params: Mapping[str, Any]) -> None:
+        import mlflow
+
+        mlflow.log_params({k: _param_value(v) for k, v in params.items()})
+
+    def log_config(self, cfg: Config) -> None:
+        """All parameters (flattened), the config as ``config.yaml`` and the git commit."""
+        import mlflow
+
+        self.log_params(config_params(cfg))
+        mlflow.log_text(to_yaml(cfg), "config.yaml")
+        commit = git_commit()
+        if commit:
+            mlflow.set_tags({"mlflow.source.git.commit": commit.removesuffix("-dirty"), "git_commit": commit})
+
+    def set_tags(self, tags: Mapping[str, Any]) -> None:
+        import mlflow
+
+        mlflow.set_tags({k: str(v) for k, v in tags.items()})
+
+    def log_metrics(self, metrics: Mapping[str, float], step: int | None = None) -> None:
+        import mlflow
+
+        mlflow.log_metrics({k: float(v) for k, v in metrics.items()}, step=step)
+
+    def logged_steps(self, key: str) -> set[int]:
+        """The steps at which metric ``key`` is already logged in this run."""
+        from mlflow.tracking import MlflowClient
+
+        return {m.step for m in MlflowClient().get_metric_history(self.run_id, key)}
+
+    def log_artifact(self, path: str | Path, artifact_path: str | None = None) -> None:
+        import mlflow
+
+        mlflow.log_artifact(str(path), artifact_path)
+
+    def log_dict(self, obj: Any, name: str) -> None:
+        import mlflow
+
+        mlflow.log_dict(obj, name)
+
+    def log_figure(self, fig: matplotlib.figure.Figure, name: str) -> None:
+        import mlflow
+
+        mlflow.log_figure(fig, name)
+
+    def log_table(self, data: Mapping[str, list[Any]], name: str) -> None:
+        import mlflow
+
+        mlflow.log_table(data=dict(data), artifact_file=name)
+
+    def log_model(self, model: torch.nn.Module, input_example: torch.Tensor, name: str = "model") -> None:
+        """``mlflow.pytorch.log_model`` of a CPU copy in eval mode.
+
+        Saved as an exported graph ('pt2', loadable without errorset and safe to
+        load); models that torch.export cannot trace fall back to pickle
+        (loadable where errorset is installed).
+        """
+        import mlflow
+        import torch
+
+        cpu_model = copy.deepcopy(model).cpu().eval()
+        example = input_example.detach().cpu().numpy()
+        requirements = [f"torch=={torch.__version__.split('+')[0]}"]
+        with warnings_silenced():
+            try:
+                mlflow.pytorch.log_model(
+                    cpu_model,
+                    name=name,
+                    serialization_format="pt2",
+                    input_example=example,
+                    pip_requirements=requirements,
+                )
+            except Exception as e:  # torch.export fails in many ways on untraceable models
+                log.warning("torch.export failed (%s: %s); logging the model pickled", type(e).__name__, e)
+                mlflow.pytorch.log_model(
+                    cpu_model,
+                    name=name,
+                    serialization_format="pickle",
+                    input_example=example,
+                    pip_requirements=[*requirements, "errorset"],
+                )
+
+
+@contextlib.contextmanager
+def warnings_silenced() -> Iterator[None]:
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        yield
+
+
+@contextlib.contextmanager
+def start_run(
+    cfg: Config,
+    *,
+    run_name: str,
+    tags: Mapping[str, Any] | None = None,
+    run_id: str | None = None,
+    nested: bool = False,
+) -> Iterator[Run]:
+    """Open (or, with ``run_id``, reopen) an MLflow run and close it with the right status."""
+    import mlflow
+
+    configure(cfg)
+    if run_id is None and os.environ.get("MLFLOW_RUN_ID") and not nested:
+        run_id = os.environ["MLFLOW_RUN_ID"]  # opened by `mlflow run`
+    active = mlflow.start_run(run_id=run_id, run_name=None if run_id else run_name, nested=nested)
+    run = Run(active.info.run_id)
+    try:
+        if tags:
+            run.set_tags(tags)
+        if run_id and not nested:
+            mlflow.set_tag("mlflow.runName", run_name)
+        yield run
+    except KeyboardInterrupt:
+        mlflow.end_run(status="KILLED")
+        raise
+    except BaseException:
+        mlflow.end_run(status="FAILED")
+        raise
+    else:
+        mlflow.end_run(status="FINISHED")
+
+
+def run_status(run_id: str) -> str:
+    """FINISHED, FAILED, KILLED or RUNNING."""
+    from mlflow.tracking import MlflowClient
+
+    return MlflowClient().get_run(run_id).info.status
+
+
+def download_artifact(run_id: str, path: str, dst: str | Path | None = None) -> Path:
+    """Fetch one artifact of a run to a local path."""
+    import mlflow
+
+    dst = str(dst) if dst is not None else tempfile.mkdtemp(prefix="errorset-")
+    return Path(mlflow.artifacts.download_artifacts(run_id=run_id, artifact_path=path, dst_path=dst))

@@ -1,0 +1,148 @@
+"""One epoch of training, and batched accuracy, as plain functions on tensors."""
+
+from __future__ import annotations
+
+import contextlib
+import time
+from dataclasses import asdict, dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from errorset.data.batches import batch_indices, random_flip_crop, to_float
+from errorset.errors import TrainingDiverged
+from errorset.train.modes import InputTransform
+
+
+@dataclass
+class EpochStats:
+    """What one epoch of training measured."""
+
+    loss: float
+    accuracy: float
+    images: int
+    seconds: float
+
+    @property
+    def images_per_second(self) -> float:
+        return self.images / max(self.seconds, 1e-9)
+
+    def as_dict(self) -> dict[str, float]:
+        return asdict(self)
+
+
+@dataclass
+class Precision:
+    """Mixed precision settings: autocast dtype (None = full precision) and its grad scaler."""
+
+    dtype: torch.dtype | None = None
+    scaler: torch.amp.GradScaler | None = None
+
+    @classmethod
+    def for_device(cls, device: torch.device, enabled: bool) -> Precision:
+        """bf16 autocast where the GPU supports it, else fp16 with loss scaling; off on CPU."""
+        if not enabled or device.type != "cuda":
+            return cls()
+        if torch.cuda.is_bf16_supported():
+            return cls(torch.bfloat16)
+        return cls(torch.float16, torch.amp.GradScaler("cuda"))
+
+    def autocast(self, device: torch.device) -> contextlib.AbstractContextManager:
+        if self.dtype is None:
+            return contextlib.nullcontext()
+        return torch.autocast(device_type=device.type, dtype=self.dtype)
+
+
+def train_epoch(
+    model: nn.Module,
+    optimizer: torch.optim.Optimizer,
+    x: torch.Tensor,
+    y: torch.Tensor,
+    *,
+    transform: InputTransform,
+    batch_size: int,
+    data_generator: torch.Generator,
+    noise_generator: torch.Generator,
+    flip_crop: bool = False,
+    precision: Precision | None = None,
+    epoch: int = 0,
+    progress: bool = False,
+) -> EpochStats:
+    """Train ``model`` for one pass over ``(x, y)`` in shuffled minibatches.
+
+    Args:
+        x: training images, uint8 (or float in [0,1]), on any device.
+        y: int64 labels.
+        transform: the training mode's input transform (noise, PGD, ...).
+        data_generator: CPU generator for the batch order and flips/crops.
+        noise_generator: generator for the mode's randomness (noise, PGD starts).
+        flip_crop: random flips and pad-4 crops.
+        epoch: only for messages.
+
+    Returns:
+        Mean loss and accuracy over the epoch (on the transformed batches).
+
+    Raises:
+        TrainingDiverged: when the loss is NaN or infinite; the model has not
+            been updated with that step.
+    """
+    from tqdm.auto import tqdm
+
+    precision = precision or Precision()
+    device = next(model.parameters()).device
+    model.train()
+    n = x.shape[0]
+    total_loss = torch.zeros((), device=device)
+    correct = torch.zeros((), device=device, dtype=torch.long)
+    start = time.perf_counter()
+    batches = list(batch_indices(n, batch_size, shuffle=True, generator=data_generator))
+    for step, idx in enumerate(tqdm(batches, desc=f"epoch {epoch + 1}", leave=False, disable=not progress)):
+        xb = to_float(x[idx.to(x.device)].to(device, non_blocking=True))
+        yb = y[idx.to(y.device)].to(device, non_blocking=True)
+        if flip_crop:
+            xb = random_flip_crop(xb, data_generator)
+        with precision.autocast(device):
+            xin = transform(model, xb, yb, noise_generator)
+            logits = model(xin)
+            loss = F.cross_entropy(logits.float(), yb)
+        if not torch.isfinite(loss):
+            raise TrainingDiverged(
+                f"train.lr: the training loss became {loss.item()} at epoch {epoch + 1}, step {step + 1} "
+                "(lower train.lr or check the data)"
+            )
+        optimizer.zero_grad(set_to_none=True)
+        if precision.scaler is not None:
+            precision.scaler.scale(loss).backward()
+            precision.scaler.step(optimizer)
+            precision.scaler.update()
+        else:
+            loss.backward()
+            optimizer.step()
+        total_loss += loss.detach() * len(idx)
+        correct += (logits.argmax(1) == yb).sum()
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+    seconds = time.perf_counter() - start
+    return EpochStats(
+        loss=float(total_loss) / max(n, 1), accuracy=float(correct) / max(n, 1), images=n, seconds=seconds
+    )
+
+
+@torch.no_grad()
+def predict(model: nn.Module, x: torch.Tensor, batch_size: int = 500) -> torch.Tensor:
+    """Predicted labels for images ``x`` (uint8 or float in [0,1]), batched, on the model's device."""
+    device = next(model.parameters()).device
+    was_training = model.training
+    model.eval()
+    out = [model(to_float(x[i : i + batch_size].to(device))).argmax(1) for i in range(0, x.shape[0], batch_size)]
+    model.train(was_training)
+    return torch.cat(out) if out else torch.empty(0, dtype=torch.long, device=device)
+
+
+def accuracy(model: nn.Module, x: torch.Tensor, y: torch.Tensor, batch_size: int = 500) -> float:
+    """Top-1 accuracy of ``model`` on ``(x, y)``, in [0,1]."""
+    if x.shape[0] == 0:
+        return float("nan")
+    pred = predict(model, x, batch_size)
+    return float((pred == y.to(pred.device)).float().mean())

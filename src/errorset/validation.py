@@ -1,0 +1,83 @@
+"""Range and name checks of a resolved :class:`~errorset.config.Config`.
+
+Each check raises one :class:`~errorset.errors.ConfigError` naming the key and
+what was expected, before any work (or any MLflow run) starts.
+"""
+
+from __future__ import annotations
+
+import math
+
+from errorset.config import Config
+from errorset.errors import ConfigError
+
+
+def _require(ok: bool, key: str, expected: str, value: object) -> None:
+    if not ok:
+        raise ConfigError(f"{key}: expected {expected}, got {value!r}")
+
+
+def validate(cfg: Config) -> None:
+    """Raise :class:`ConfigError` for the first invalid value in ``cfg``."""
+    from errorset.attacks import NORMS
+    from errorset.data import DATASETS
+    from errorset.models import MODELS
+    from errorset.train.modes import MODES
+
+    DATASETS.check(cfg.data.name)
+    MODES.check(cfg.train.mode)
+    if cfg.model.name is not None:
+        MODELS.check(cfg.model.name)
+    _require(cfg.device == "auto" or _is_device(cfg.device), "device", "auto, cpu, cuda, cuda:N or mps", cfg.device)
+
+    t = cfg.train
+    _require(t.sigma_max >= 0 and math.isfinite(t.sigma_max), "train.sigma_max", "a number >= 0", t.sigma_max)
+    if t.epochs is not None:
+        _require(t.epochs >= 1, "train.epochs", "an integer >= 1", t.epochs)
+    if t.batch_size is not None:
+        _require(t.batch_size >= 1, "train.batch_size", "an integer >= 1", t.batch_size)
+    if t.lr is not None:
+        _require(t.lr > 0 and math.isfinite(t.lr), "train.lr", "a number > 0", t.lr)
+    if t.momentum is not None:
+        _require(0 <= t.momentum < 1, "train.momentum", "a number in [0, 1)", t.momentum)
+    if t.weight_decay is not None:
+        _require(t.weight_decay >= 0, "train.weight_decay", "a number >= 0", t.weight_decay)
+    if t.lr_gamma is not None:
+        _require(t.lr_gamma > 0, "train.lr_gamma", "a number > 0", t.lr_gamma)
+    if t.milestones is not None:
+        _require(all(m >= 1 for m in t.milestones), "train.milestones", "epochs >= 1", t.milestones)
+    for key in ("subset", "test_images"):
+        v = getattr(t, key)
+        if v is not None:
+            _require(v >= 0, f"train.{key}", "an integer >= 0 (0 = all)", v)
+
+    a = t.adversarial
+    if a.norm not in NORMS:
+        raise ConfigError(f"train.adversarial.norm: unknown norm {a.norm!r}; valid norms: {', '.join(NORMS)}")
+    if a.eps is not None:
+        _require(a.eps >= 0 and math.isfinite(a.eps), "train.adversarial.eps", "a number >= 0", a.eps)
+    if a.step_size is not None:
+        _require(a.step_size > 0, "train.adversarial.step_size", "a number > 0", a.step_size)
+    _require(a.steps >= 1, "train.adversarial.steps", "an integer >= 1", a.steps)
+
+    e = cfg.eval
+    _require(len(e.sigmas) > 0, "eval.sigmas", "a non-empty list of numbers >= 0", e.sigmas)
+    _require(all(s >= 0 and math.isfinite(s) for s in e.sigmas), "eval.sigmas", "numbers >= 0", e.sigmas)
+    _require(e.trials >= 1, "eval.trials", "an integer >= 1", e.trials)
+    _require(e.batch_size >= 1, "eval.batch_size", "an integer >= 1", e.batch_size)
+    if e.n_images is not None:
+        _require(e.n_images >= 0, "eval.n_images", "an integer >= 0 (0 = all)", e.n_images)
+
+    img = cfg.data.imagefolder
+    if img.image_size is not None:
+        _require(img.image_size >= 1, "data.imagefolder.image_size", "an integer >= 1", img.image_size)
+
+
+def _is_device(text: str) -> bool:
+    import torch
+
+    try:
+        torch.device(text)
+    except RuntimeError:
+        return False
+    return True

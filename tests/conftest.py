@@ -1,0 +1,71 @@
+"""Shared fixtures: a private MLflow store, a prepared digits dataset, small configs."""
+
+from __future__ import annotations
+
+import os
+import uuid
+from pathlib import Path
+
+import pytest
+import torch
+
+from errorset.config import Config, load_config
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED_CIFAR = REPO.parent / "shared" / "datasets" / "cifar10-jpeg.tar.gz"
+
+# Two threads match the CI machine and keep results identical across machines.
+torch.set_num_threads(2)
+
+
+@pytest.fixture(scope="session")
+def tracking_uri(tmp_path_factory: pytest.TempPathFactory) -> str:
+    """One SQLite MLflow store for the whole session (creating its tables takes seconds)."""
+    root = tmp_path_factory.mktemp("mlflow")
+    return f"sqlite:///{root / 'mlflow.db'}"
+
+
+@pytest.fixture(autouse=True)
+def _isolated_tracking(tracking_uri: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """No test writes to the developer's mlflow.db or sees an outer `mlflow run`."""
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", tracking_uri)
+    for var in ("MLFLOW_RUN_ID", "MLFLOW_EXPERIMENT_ID", "MLFLOW_EXPERIMENT_NAME", "ERRORSET_CIFAR10_ARCHIVE"):
+        monkeypatch.delenv(var, raising=False)
+
+
+@pytest.fixture(scope="session")
+def data_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A data.root holding prepared digits (made once per session)."""
+    from errorset.data import prepare_dataset
+
+    root = tmp_path_factory.mktemp("data")
+    prepare_dataset(load_config(None, ["data.name=digits", f"data.root={root}"]).data, progress=False)
+    return root
+
+
+@pytest.fixture
+def workdir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Run in a fresh folder: jobs write models/ and reports/ relative to it."""
+    monkeypatch.chdir(tmp_path)
+    return tmp_path
+
+
+def make_config(data_root: Path, *overrides: str, profile: str = "smoke") -> Config:
+    """A resolved digits config in its own MLflow experiment."""
+    return load_config(
+        None,
+        [
+            f"profile={profile}",
+            "data.name=digits",
+            f"data.root={data_root}",
+            f"tracking.experiment=test-{uuid.uuid4().hex[:8]}",
+            "device=cpu",
+            *overrides,
+        ],
+    )
+
+
+def mlflow_client():
+    from mlflow.tracking import MlflowClient
+
+    return MlflowClient(os.environ["MLFLOW_TRACKING_URI"])

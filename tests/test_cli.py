@@ -1,0 +1,128 @@
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+
+import pytest
+
+from errorset.cli import build_parser, main
+
+from .conftest import REPO, mlflow_client
+from .imagefolders import tar_tree, write_tree
+
+
+def run_cli(capsys, *argv: str) -> tuple[int, str, str]:
+    code = main(list(argv))
+    out = capsys.readouterr()
+    return code, out.out, out.err
+
+
+def test_help_describes_every_command(capsys):
+    with pytest.raises(SystemExit):
+        main(["--help"])
+    text = capsys.readouterr().out
+    for command in ("prepare", "train", "evaluate", "config"):
+        assert command in text
+    assert "--set KEY=VALUE" in text
+    for command in ("prepare", "train", "evaluate", "config"):
+        with pytest.raises(SystemExit):
+            main([command, "--help"])
+        assert "--params FILE" in capsys.readouterr().out
+    build_parser().parse_args(["train", "--resume", "--set", "a=1", "--set", "b=2"])
+
+
+def test_config_command_prints_the_resolved_config(capsys, workdir):
+    code, out, _ = run_cli(capsys, "config", "--set", "data.name=digits", "--set", "profile=paper")
+    assert code == 0
+    assert "name: mlp" in out and "epochs: 200" in out
+
+
+@pytest.fixture
+def digits_args(data_root):
+    return ["--no-progress", "--set", "data.name=digits", "--set", f"data.root={data_root}", "--set", "profile=smoke"]
+
+
+@pytest.mark.parametrize(
+    ("override", "message"),
+    [
+        ("model.name=vgg99", r"model\.name: unknown model 'vgg99'; valid models: linear, mlp"),
+        ("data.name=mnist", r"data\.name: unknown dataset 'mnist'; valid datasets: cifar10, digits, imagefolder"),
+        ("train.mode=cutout", r"train\.mode: unknown training mode 'cutout'; valid training modes: adversarial, clean"),
+        ("train.sigma_max=-0.5", r"train\.sigma_max: expected a number >= 0, got -0\.5"),
+    ],
+)
+def test_bad_input_gets_one_line_naming_the_parameter(capsys, workdir, digits_args, override, message):
+    code, _, err = run_cli(capsys, "train", *digits_args, "--set", override)
+    assert code == 2
+    assert re.fullmatch(rf"errorset: error: {message}.*\n", err), err
+    assert "Traceback" not in err
+    assert not (workdir / "models").exists()
+
+
+def test_missing_and_corrupt_archives(capsys, workdir, tmp_path):
+    code, _, err = run_cli(capsys, "prepare", "--set", f"data.cifar10.archive={tmp_path / 'missing.tar.gz'}")
+    assert code == 2 and re.fullmatch(r"errorset: error: data\.cifar10\.archive: no such file or folder .*\n", err)
+    junk = tmp_path / "junk.tar.gz"
+    junk.write_bytes(b"\x1f\x8b" + os.urandom(2000))
+    code, _, err = run_cli(capsys, "prepare", "--no-progress", "--set", f"data.cifar10.archive={junk}")
+    assert code == 2
+    assert re.fullmatch(r"errorset: error: data\.cifar10\.archive: .*junk\.tar\.gz is not a readable archive .*\n", err)
+
+
+def test_prepare_and_train_from_an_imagefolder_archive(capsys, workdir, tmp_path):
+    tree = tmp_path / "t"
+    write_tree(tree, ["a", "b"], {"train": 8, "test": 4}, size=(8, 8))
+    archive = tar_tree(tree, tmp_path / "set.tgz")
+    args = [
+        "--no-progress",
+        "--set",
+        "data.name=imagefolder",
+        "--set",
+        f"data.imagefolder.path={archive}",
+        "--set",
+        "profile=smoke",
+        "--set",
+        "model.name=linear",
+        "--set",
+        "tracking.log_model=false",
+    ]
+    code, out, _ = run_cli(capsys, "prepare", *args)
+    assert code == 0 and re.search(r"prepared imagefolder: data/imagefolder\.npz \(md5 [0-9a-f]{32}\)", out)
+    code, out, _ = run_cli(capsys, "train", *args)
+    assert code == 0
+    run_id = re.search(r"mlflow run id: ([0-9a-f]{32})", out).group(1)
+    assert mlflow_client().get_run(run_id).info.run_name == "imagefolder/linear/clean"
+    assert (workdir / "models/imagefolder/linear/clean/model.pt").exists()
+
+
+@pytest.mark.slow
+def test_console_script_trains_and_evaluates_digits(workdir, data_root):
+    """The installed `errorset` entry point, as users and dvc.yaml call it."""
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    common = [
+        "--no-progress",
+        "--set",
+        f"data.root={data_root}",
+        "--params",
+        str(REPO / "params.yaml"),
+        "--set",
+        "data.name=digits",
+        "--set",
+        "profile=smoke",
+    ]
+    exe = os.path.join(os.path.dirname(sys.executable), "errorset")
+    train = subprocess.run(
+        [exe, "train", *common, "--set", "train.output_dir=m"], capture_output=True, text=True, env=env
+    )
+    assert train.returncode == 0, train.stderr
+    run_id = re.search(r"mlflow run id: ([0-9a-f]{32})", train.stdout).group(1)
+    assert mlflow_client().get_run(run_id).info.status == "FINISHED"
+    ev = subprocess.run(
+        [exe, "evaluate", *common, "--set", "eval.checkpoint=m/model.pt"], capture_output=True, text=True, env=env
+    )
+    assert ev.returncode == 0, ev.stderr
+    assert re.search(r"clean accuracy 0\.\d{4}", ev.stdout)
+    eval_id = re.search(r"mlflow run id: ([0-9a-f]{32})", ev.stdout).group(1)
+    assert mlflow_client().get_run(eval_id).data.tags["train_run_id"] == run_id

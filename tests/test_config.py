@@ -1,0 +1,153 @@
+from __future__ import annotations
+
+import pytest
+
+from errorset.config import Config, apply_overrides, config_from_dict, flatten, load_config, parse_override
+from errorset.errors import ConfigError, UnknownNameError
+from errorset.profiles import PROFILES
+
+from .conftest import REPO
+
+
+def test_repository_params_file_resolves_to_the_cpu_profile():
+    cfg = load_config(REPO / "params.yaml")
+    cpu = PROFILES["cpu"]
+    assert cfg.profile == "cpu"
+    assert cfg.data.name == "cifar10"
+    assert cfg.model.name == "resnet8"
+    assert cfg.train.epochs == cpu.epochs
+    assert cfg.train.milestones == list(cpu.milestones)
+    assert cfg.train.adversarial.eps == pytest.approx(8 / 255)
+    assert cfg.train.adversarial.step_size == pytest.approx(2 / 255)
+    assert set(cfg.variants) == {"clean", "gaussian-0.1", "gaussian-0.4", "adversarial"}
+
+
+def test_paper_profile_is_the_papers_cifar_recipe():
+    cfg = load_config(REPO / "params.yaml", ["profile=paper"])
+    t = cfg.train
+    assert cfg.model.name == "wrn28_10"
+    assert (t.epochs, t.batch_size, t.lr, t.momentum, t.weight_decay) == (200, 128, 0.1, 0.9, 5e-4)
+    assert t.milestones == [60, 120, 160] and t.lr_gamma == 0.2
+    assert t.subset == 0 and cfg.eval.n_images == 0
+
+
+def test_explicit_values_beat_the_profile_and_null_follows_it():
+    cfg = load_config(None, ["profile=paper", "train.epochs=3", "model.name=mlp"])
+    assert cfg.train.epochs == 3 and cfg.model.name == "mlp"
+    assert cfg.train.lr == 0.1  # still the profile's
+
+
+def test_each_dataset_gets_its_default_model():
+    assert load_config(None, ["data.name=digits"]).model.name == "mlp"
+    assert load_config(None, ["data.name=cifar10", "profile=paper"]).model.name == "wrn28_10"
+
+
+def test_l2_adversarial_training_gets_l2_defaults():
+    a = load_config(None, ["train.adversarial.norm=l2"]).train.adversarial
+    assert (a.eps, a.step_size) == (0.5, 0.1)
+
+
+@pytest.mark.parametrize(
+    ("text", "key", "value"),
+    [
+        ("train.epochs=3", "train.epochs", 3),
+        ("train.lr=0.001", "train.lr", 1e-3),
+        ("eval.sigmas=[0.1,0.2]", "eval.sigmas", [0.1, 0.2]),
+        ("train.output_dir=null", "train.output_dir", None),
+        ("train.resume=true", "train.resume", True),
+        ("tracking.run_name=a b", "tracking.run_name", "a b"),
+    ],
+)
+def test_parse_override_reads_yaml_values(text, key, value):
+    assert parse_override(text) == (key, value)
+
+
+def test_fractions_and_exponents_are_accepted_for_numbers():
+    cfg = load_config(None, ["train.adversarial.eps=8/255", "train.sigma_max=1/10", "train.lr=1e-3"])
+    assert cfg.train.adversarial.eps == pytest.approx(8 / 255)
+    assert cfg.train.sigma_max == pytest.approx(0.1)
+    assert cfg.train.lr == pytest.approx(1e-3)
+
+
+def test_one_set_argument_may_hold_several_pairs():
+    raw = apply_overrides({}, ["train.mode=gaussian train.sigma_max=0.4", ""])
+    assert raw == {"train": {"mode": "gaussian", "sigma_max": 0.4}}
+
+
+def test_unknown_key_lists_valid_keys():
+    with pytest.raises(ConfigError, match=r"train\.epoch: unknown key; valid keys under train: mode, sigma_max"):
+        load_config(None, ["train.epoch=3"])
+
+
+@pytest.mark.parametrize(
+    ("override", "message"),
+    [
+        ("train.epochs=three", r"train\.epochs: expected an integer"),
+        ("train.sigma_max=abc", r"train\.sigma_max: expected a number"),
+        ("train.sigma_max=.nan", r"train\.sigma_max: expected a finite number"),
+        ("train.resume=maybe", r"train\.resume: expected true or false"),
+        ("eval.sigmas=0.1", r"eval\.sigmas: expected a list of number"),
+        ("train=3", r"train: expected a mapping"),
+        ("novalue", r"--set: expected KEY=VALUE"),
+    ],
+)
+def test_wrong_types_name_the_key(override, message):
+    with pytest.raises(ConfigError, match=message):
+        load_config(None, [override])
+
+
+@pytest.mark.parametrize(
+    ("override", "message"),
+    [
+        ("train.sigma_max=-0.1", r"train\.sigma_max: expected a number >= 0, got -0\.1"),
+        ("train.epochs=0", r"train\.epochs: expected an integer >= 1"),
+        ("train.lr=0", r"train\.lr: expected a number > 0"),
+        ("train.adversarial.eps=-1", r"train\.adversarial\.eps: expected a number >= 0"),
+        ("eval.trials=0", r"eval\.trials: expected an integer >= 1"),
+        ("eval.sigmas=[]", r"eval\.sigmas: expected a non-empty list"),
+        ("eval.sigmas=[-0.1]", r"eval\.sigmas: expected numbers >= 0"),
+        ("device=gpu0", r"device: expected auto, cpu"),
+    ],
+)
+def test_out_of_range_values_name_the_key(override, message):
+    with pytest.raises(ConfigError, match=message):
+        load_config(None, [override])
+
+
+@pytest.mark.parametrize(
+    ("override", "message"),
+    [
+        ("model.name=resnet9000x", r"model\.name: unknown model 'resnet9000x'; valid models: linear, mlp, resnet<6n"),
+        ("data.name=mnist", r"data\.name: unknown dataset 'mnist'; valid datasets: cifar10, digits, imagefolder"),
+        ("train.mode=mixup", r"train\.mode: unknown training mode 'mixup'; valid training modes: adversarial"),
+        ("profile=gpu", r"profile: unknown profile 'gpu'; valid profiles: paper, cpu, smoke"),
+        ("train.adversarial.norm=l1", r"train\.adversarial\.norm: unknown norm 'l1'; valid norms: linf, l2"),
+    ],
+)
+def test_unknown_names_list_the_valid_ones(override, message):
+    with pytest.raises(UnknownNameError if "norm" not in override else ConfigError, match=message):
+        load_config(None, [override])
+
+
+def test_missing_or_malformed_params_file(tmp_path):
+    with pytest.raises(ConfigError, match="--params: no such file"):
+        load_config(tmp_path / "nope.yaml")
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("- just\n- a list\n")
+    with pytest.raises(ConfigError, match="must hold a mapping"):
+        load_config(bad)
+
+
+def test_flatten_gives_dotted_keys():
+    flat = flatten(config_from_dict({"train": {"mode": "gaussian"}}))
+    assert flat["train.mode"] == "gaussian"
+    assert flat["train.adversarial.steps"] == 7
+    assert flat["data.cifar10.download"] is True
+
+
+def test_defaults_match_params_yaml_except_where_it_says_so():
+    """params.yaml spells out the defaults: loading it changes nothing but the variants."""
+    from dataclasses import replace
+
+    from_file = load_config(REPO / "params.yaml", resolve_profile=False)
+    assert replace(from_file, variants={}) == Config()

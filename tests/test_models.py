@@ -1,0 +1,94 @@
+from __future__ import annotations
+
+import pytest
+import torch
+
+from errorset.errors import ConfigError, UnknownNameError
+from errorset.models import MODELS, Classifier, create_model, load_model, save_model
+
+# One concrete name per registry entry (patterns get small instances).
+CONCRETE = {
+    "linear": "linear",
+    "mlp": "mlp",
+    "resnet<6n+2> (e.g. resnet8, resnet20)": "resnet8",
+    "wrn<depth>_<width> (e.g. wrn28_10)": "wrn10_1",
+    "timm:<name> (any timm model)": "timm:resnet18",
+}
+
+
+def test_every_registered_model_has_a_test_instance():
+    assert set(MODELS.names()) == set(CONCRETE)
+
+
+@pytest.mark.parametrize("name", sorted(CONCRETE.values()))
+@pytest.mark.parametrize("shape", [(1, 8, 8), (3, 32, 32)], ids=["digits", "cifar"])
+def test_models_adapt_to_input_shape_and_classes(name, shape):
+    torch.manual_seed(0)
+    model = create_model(name, input_shape=shape, num_classes=7)
+    assert isinstance(model, Classifier)
+    out = model.eval()(torch.rand(3, *shape))
+    assert out.shape == (3, 7)
+    assert torch.isfinite(out).all()
+
+
+@pytest.mark.parametrize("name", ["mlp", "resnet8"])
+def test_normalisation_happens_inside_the_wrapper(name):
+    torch.manual_seed(0)
+    mean, std = [0.4, 0.5, 0.6], [0.2, 0.25, 0.3]
+    model = create_model(name, input_shape=(3, 32, 32), num_classes=10, mean=mean, std=std).eval()
+    x = torch.rand(4, 3, 32, 32)
+    manual = (x - torch.tensor(mean).view(1, 3, 1, 1)) / torch.tensor(std).view(1, 3, 1, 1)
+    torch.testing.assert_close(model(x), model.net(manual), rtol=1e-4, atol=1e-5)
+
+
+def test_wrn28_10_is_the_papers_size():
+    model = create_model("wrn28_10", input_shape=(3, 32, 32), num_classes=10)
+    n = sum(p.numel() for p in model.parameters())
+    assert 36.4e6 < n < 36.6e6  # WRN-28-10 has 36.5M parameters
+
+
+def test_resnet_depths():
+    n8 = sum(p.numel() for p in create_model("resnet8", input_shape=(3, 32, 32), num_classes=10).parameters())
+    n20 = sum(p.numel() for p in create_model("resnet20", input_shape=(3, 32, 32), num_classes=10).parameters())
+    assert n8 < n20
+    assert 0.26e6 < n20 < 0.28e6  # He et al.'s ResNet-20: 0.27M parameters
+
+
+@pytest.mark.parametrize(
+    ("name", "error", "message"),
+    [
+        ("resnet9", ConfigError, r"model\.name: a CIFAR ResNet needs depth 6n\+2"),
+        ("wrn27_10", ConfigError, r"model\.name: a WRN needs depth 6n\+4"),
+        ("timm:no_such_model_xyz", UnknownNameError, r"model\.name: timm has no model 'no_such_model_xyz'"),
+        ("vgg16", UnknownNameError, r"model\.name: unknown model 'vgg16'; valid models: linear, mlp"),
+    ],
+)
+def test_bad_model_names(name, error, message):
+    with pytest.raises(error, match=message):
+        create_model(name, input_shape=(3, 32, 32), num_classes=10)
+
+
+@pytest.mark.parametrize("name", ["mlp", "resnet8"])
+def test_save_and_load_roundtrip(tmp_path, name):
+    torch.manual_seed(0)
+    model = create_model(name, input_shape=(3, 32, 32), num_classes=10, mean=[0.5] * 3, std=[0.25] * 3).eval()
+    path = save_model(model, tmp_path / "m.pt", note="x")
+    loaded = load_model(path)
+    x = torch.rand(5, 3, 32, 32)
+    torch.testing.assert_close(loaded(x), model(x))
+    assert loaded.spec == model.spec
+    assert not loaded.training
+
+
+def test_load_model_rejects_other_files(tmp_path):
+    from errorset.errors import CheckpointError
+
+    bad = tmp_path / "bad.pt"
+    bad.write_bytes(b"not a checkpoint")
+    with pytest.raises(CheckpointError, match="is not a readable model file"):
+        load_model(bad)
+    torch.save({"weights": torch.zeros(1)}, tmp_path / "other.pt")
+    with pytest.raises(CheckpointError, match="not an errorset model file"):
+        load_model(tmp_path / "other.pt")
+    with pytest.raises(CheckpointError, match="no model file"):
+        load_model(tmp_path / "missing.pt")

@@ -1,0 +1,100 @@
+from __future__ import annotations
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from errorset.attacks import pgd
+from errorset.errors import ConfigError
+from errorset.models import create_model
+
+
+@pytest.fixture(scope="module")
+def model_and_data():
+    """A small CNN trained for a few steps on separable random data (so gradients are informative)."""
+    torch.manual_seed(0)
+    model = create_model("resnet8", input_shape=(3, 16, 16), num_classes=4)
+    y = torch.arange(32) % 4
+    x = torch.rand(32, 3, 16, 16) * 0.6
+    for c in range(4):  # class c brightens one quadrant of one channel
+        r, q = (c // 2) * 8, (c % 2) * 8
+        x[y == c, c % 3, r : r + 8, q : q + 8] += 0.4
+    opt = torch.optim.SGD(model.parameters(), lr=0.05, momentum=0.9)
+    for _ in range(30):
+        opt.zero_grad()
+        F.cross_entropy(model(x), y).backward()
+        opt.step()
+    return model.eval(), x, y
+
+
+@pytest.mark.parametrize(("norm", "eps"), [("linf", 8 / 255), ("l2", 0.5)])
+def test_pgd_stays_in_its_ball_and_the_image_domain(model_and_data, norm, eps):
+    model, x, y = model_and_data
+    adv = pgd(model, x, y, norm=norm, eps=eps, steps=10, step_size=eps / 4, generator=torch.Generator().manual_seed(0))
+    delta = (adv - x).flatten(1)
+    if norm == "linf":
+        assert delta.abs().max() <= eps + 1e-6
+    else:
+        assert delta.norm(dim=1).max() <= eps + 1e-5
+    assert adv.min() >= 0 and adv.max() <= 1
+    assert adv.shape == x.shape and adv.dtype == x.dtype and not adv.requires_grad
+
+
+@pytest.mark.parametrize(("norm", "eps"), [("linf", 4 / 255), ("l2", 0.3)])
+def test_pgd_raises_the_loss(model_and_data, norm, eps):
+    model, x, y = model_and_data
+    clean = F.cross_entropy(model(x), y).item()
+    noise = x + (torch.rand_like(x) * 2 - 1) * (eps if norm == "linf" else eps / x[0].numel() ** 0.5)
+    random_loss = F.cross_entropy(model(noise.clamp(0, 1)), y).item()
+    adv = pgd(model, x, y, norm=norm, eps=eps, steps=10, generator=torch.Generator().manual_seed(0))
+    adv_loss = F.cross_entropy(model(adv), y).item()
+    assert adv_loss > 1.5 * clean
+    assert adv_loss > 1.5 * random_loss
+    bigger = pgd(model, x, y, norm=norm, eps=2 * eps, steps=10, generator=torch.Generator().manual_seed(0))
+    assert F.cross_entropy(model(bigger), y).item() > adv_loss
+
+
+def test_targeted_pgd_moves_towards_the_target(model_and_data):
+    model, x, y = model_and_data
+    target = (y + 1) % 4
+    before = (model(x).argmax(1) == target).float().mean()
+    adv = pgd(model, x, y, eps=0.3, steps=20, targeted=True, target=target)
+    after = (model(adv).argmax(1) == target).float().mean()
+    assert after > before + 0.3
+
+
+def test_pgd_is_reproducible_with_a_generator_and_leaves_the_model_alone(model_and_data):
+    model, x, y = model_and_data
+    model.train()
+    a = pgd(model, x, y, eps=0.03, steps=3, generator=torch.Generator().manual_seed(5))
+    b = pgd(model, x, y, eps=0.03, steps=3, generator=torch.Generator().manual_seed(5))
+    assert model.training  # mode untouched
+    model.eval()
+    torch.testing.assert_close(a, b)
+    grads_before = [None if p.grad is None else p.grad.clone() for p in model.parameters()]
+    pgd(model, x, y, eps=0.03, steps=3)
+    for before, p in zip(grads_before, model.parameters(), strict=True):
+        assert (before is None and p.grad is None) or torch.equal(before, p.grad)
+
+
+def test_per_image_eps_and_zero_eps(model_and_data):
+    model, x, y = model_and_data
+    eps = torch.linspace(0, 0.1, len(x))
+    adv = pgd(model, x, y, eps=eps, steps=5)
+    assert ((adv - x).flatten(1).abs().amax(1) <= eps + 1e-6).all()
+    torch.testing.assert_close(pgd(model, x, y, eps=0.0, steps=5), x)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"norm": "l1", "eps": 0.1, "steps": 3}, r"norm: unknown norm 'l1'; valid norms: linf, l2"),
+        ({"eps": -0.1, "steps": 3}, r"eps: expected values >= 0"),
+        ({"eps": 0.1, "steps": -1}, r"steps: expected an integer >= 0"),
+        ({"eps": 0.1, "steps": 3, "targeted": True}, r"target: targeted PGD needs target labels"),
+    ],
+)
+def test_bad_pgd_arguments(model_and_data, kwargs, message):
+    model, x, y = model_and_data
+    with pytest.raises(ConfigError, match=message):
+        pgd(model, x, y, **kwargs)

@@ -1,0 +1,140 @@
+"""End to end: `dvc repro` of the smoke profile in a copy of the project, and `mlflow run` entry points."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import uuid
+from pathlib import Path
+
+import pytest
+import yaml
+
+from errorset.data import file_md5
+
+from .conftest import REPO, mlflow_client
+
+pytestmark = pytest.mark.slow
+BIN = Path(sys.executable).parent
+
+
+def _env(**extra: str) -> dict[str, str]:
+    env = {**os.environ, "PATH": f"{BIN}{os.pathsep}{os.environ['PATH']}", "PYTHONUNBUFFERED": "1", **extra}
+    env.pop("MLFLOW_RUN_ID", None)
+    return env
+
+
+def _run(cmd: list[str], cwd: Path, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    result = subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True)
+    assert result.returncode == 0, f"{' '.join(cmd)} failed:\n{result.stdout}\n{result.stderr}"
+    return result
+
+
+@pytest.fixture
+def project(tmp_path: Path) -> Path:
+    """A git + DVC copy of the project whose params.yaml uses digits and the smoke profile."""
+    proj = tmp_path / "proj"
+    proj.mkdir()
+    for name in ("dvc.yaml", "params.yaml", ".gitignore", ".dvcignore", "MLproject", "python_env.yaml"):
+        shutil.copy(REPO / name, proj / name)
+    shutil.copytree(REPO / "src", proj / "src", ignore=shutil.ignore_patterns("__pycache__", "*.egg-info"))
+    params = yaml.safe_load((proj / "params.yaml").read_text())
+    params["profile"] = "smoke"
+    params["data"]["name"] = "digits"
+    params["device"] = "cpu"
+    params["tracking"]["experiment"] = f"dvc-{uuid.uuid4().hex[:8]}"
+    (proj / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    git = ["git", "-c", "user.name=t", "-c", "user.email=t@t"]
+    _run(["git", "init", "-q"], proj, _env())
+    _run([str(BIN / "dvc"), "init", "-q"], proj, _env())
+    _run([*git, "add", "-A"], proj, _env())
+    _run([*git, "commit", "-qm", "init"], proj, _env())
+    return proj
+
+
+def test_dvc_repro_runs_the_pipeline_and_records_everything(project: Path):
+    env = _env(GIT_AUTHOR_NAME="t", GIT_AUTHOR_EMAIL="t@t", GIT_COMMITTER_NAME="t", GIT_COMMITTER_EMAIL="t@t")
+    out = _run([str(BIN / "dvc"), "repro"], project, env).stdout
+    variants = ["clean", "gaussian-0.1", "gaussian-0.4", "adversarial"]
+    for v in variants:
+        assert f"Running stage 'train@{v}'" in out and f"Running stage 'evaluate@{v}'" in out
+        assert (project / "models" / v / "model.pt").is_file()
+
+    lock = yaml.safe_load((project / "dvc.lock").read_text())
+    (data_out,) = lock["stages"]["prepare"]["outs"]
+    assert data_out["path"] == "data/digits.npz"
+    assert data_out["md5"] == file_md5(project / "data/digits.npz")
+
+    experiment = yaml.safe_load((project / "params.yaml").read_text())["tracking"]["experiment"]
+    client = mlflow_client()
+    exp = client.get_experiment_by_name(experiment)
+    runs = client.search_runs([exp.experiment_id])
+    train_runs = {r.data.tags["mlflow.runName"]: r for r in runs if r.data.tags.get("errorset.job") == "train"}
+    eval_runs = [r for r in runs if r.data.tags.get("errorset.job") == "evaluate"]
+    assert set(train_runs) == {
+        "digits/mlp/clean",
+        "digits/mlp/gaussian-0.1",
+        "digits/mlp/gaussian-0.4",
+        "digits/mlp/adversarial-linf-0.0314",
+    }
+    assert len(eval_runs) == 4
+    for r in train_runs.values():
+        assert r.info.status == "FINISHED"
+        assert r.data.params["data.md5"] == data_out["md5"]  # the dataset's DVC hash is in every run
+        assert r.data.tags["git_commit"]  # the copy is a git repository
+    by_train = {r.data.tags["train_run_id"]: r for r in eval_runs}
+    for v in variants:
+        metrics = json.loads((project / "reports" / v / "metrics.json").read_text())
+        ckpt_run = lock["stages"][f"train@{v}"]["outs"][0]["path"]
+        assert ckpt_run == f"models/{v}"
+        model_run_id = _model_run_id(project / "models" / v / "model.pt")
+        assert by_train[model_run_id].data.metrics["clean_accuracy"] == pytest.approx(metrics["clean_accuracy"])
+        assert metrics["trials"] == 10
+
+    status = _run([str(BIN / "dvc"), "status"], project, env).stdout
+    assert "Data and pipelines are up to date" in status
+
+    # A parameter change reruns only what depends on it.
+    _run(["git", "add", "-A"], project, env)
+    _run(["git", "commit", "-qm", "repro"], project, env)
+    out = _run([str(BIN / "dvc"), "exp", "run", "-S", "eval.trials=2"], project, env).stdout
+    assert "Running stage 'evaluate@clean'" in out and "Running stage 'train@" not in out
+    assert json.loads((project / "reports/clean/metrics.json").read_text())["trials"] == 2
+
+
+def _model_run_id(path: Path) -> str:
+    from errorset.models.build import read_model_file
+
+    return read_model_file(path)["run_id"]
+
+
+def test_mlflow_run_entry_points(tmp_path: Path, data_root: Path):
+    experiment = f"mlproject-{uuid.uuid4().hex[:8]}"
+    common = f"data.name=digits data.root={data_root} profile=smoke tracking.log_model=false"
+    mlflow = [str(BIN / "mlflow"), "run", str(REPO), "--env-manager", "local", "--experiment-name", experiment]
+    _run([*mlflow, "-e", "train", "-P", f"set={common} train.output_dir={tmp_path / 'm'}"], tmp_path, _env())
+    _run(
+        [
+            *mlflow,
+            "-e",
+            "evaluate",
+            "-P",
+            f"set={common} eval.checkpoint={tmp_path / 'm' / 'model.pt'} eval.output_dir={tmp_path / 'r'}",
+        ],
+        tmp_path,
+        _env(),
+    )
+    client = mlflow_client()
+    runs = client.search_runs([client.get_experiment_by_name(experiment).experiment_id])
+    by_entry = {r.data.tags["mlflow.project.entryPoint"]: r for r in runs}
+    assert set(by_entry) == {"train", "evaluate"}
+    train, evaluate = by_entry["train"], by_entry["evaluate"]
+    # the run that `mlflow run` opened is the one errorset logged to
+    assert train.info.status == "FINISHED" and train.data.tags["mlflow.runName"] == "digits/mlp/clean"
+    assert train.data.params["data.name"] == "digits"
+    assert {m.step for m in client.get_metric_history(train.info.run_id, "test_accuracy")} == {0, 1}
+    assert evaluate.data.tags["train_run_id"] == train.info.run_id
+    assert "clean_accuracy" in evaluate.data.metrics

@@ -1,0 +1,159 @@
+from __future__ import annotations
+
+import dataclasses
+
+import pytest
+import torch
+
+from errorset.data import file_md5
+from errorset.errors import CheckpointError, TrainingDiverged
+from errorset.jobs import train as train_job
+from errorset.models import load_model
+from errorset.train.checkpoint import TrainState
+
+from .conftest import make_config, mlflow_client
+
+
+def metric_steps(run_id: str, key: str) -> list[int]:
+    return sorted(m.step for m in mlflow_client().get_metric_history(run_id, key))
+
+
+def test_digits_reaches_90_percent_with_the_default_recipe(data_root, workdir):
+    cfg = make_config(data_root, profile="cpu")
+    assert cfg.model.name == "mlp"
+    result = train_job.train(cfg, progress=False)
+    assert result.test_accuracy >= 0.90
+    # the saved model gives the same accuracy on the full test split
+    from errorset.data import load_dataset
+    from errorset.train import accuracy
+
+    data = load_dataset(cfg.data)
+    x, y = data.tensors("test")
+    assert accuracy(load_model(result.model_path), x, y) == pytest.approx(result.test_accuracy)
+
+
+def test_training_run_is_fully_logged_to_mlflow(data_root, workdir):
+    import mlflow
+
+    cfg = make_config(data_root, "train.mode=gaussian", "train.sigma_max=0.4", "train.epochs=3")
+    result = train_job.train(cfg, progress=False)
+    run = mlflow_client().get_run(result.run_id)
+    assert run.info.status == "FINISHED"
+    assert run.info.run_name == "digits/mlp/gaussian-0.4"
+    p = run.data.params
+    assert p["train.mode"] == "gaussian" and p["train.sigma_max"] == "0.4"
+    assert p["model.name"] == "mlp" and p["profile"] == "smoke" and p["train.epochs"] == "3"
+    assert p["data.md5"] == file_md5(data_root / "digits.npz")
+    assert p["train.milestones"] == "[1]"
+    assert run.data.tags["mode"] == "gaussian" and run.data.tags["dataset"] == "digits"
+    assert run.data.tags["model"] == "mlp"
+    for key in ("train_loss", "train_accuracy", "test_accuracy", "lr"):
+        assert metric_steps(result.run_id, key) == [0, 1, 2]
+    history = mlflow_client().get_metric_history(result.run_id, "test_accuracy")
+    assert [m.value for m in sorted(history, key=lambda m: m.step)] == pytest.approx(
+        [h["test_accuracy"] for h in result.history]
+    )
+    lrs = [m.value for m in sorted(mlflow_client().get_metric_history(result.run_id, "lr"), key=lambda m: m.step)]
+    assert lrs == pytest.approx([0.05, 0.01, 0.01])  # x0.2 after epoch 1 (the smoke profile)
+    artifacts = {a.path for a in mlflow_client().list_artifacts(result.run_id, "checkpoints")}
+    assert artifacts == {"checkpoints/model.pt", "checkpoints/checkpoint.pt"}
+    assert "config.yaml" in {a.path for a in mlflow_client().list_artifacts(result.run_id)}
+    logged = mlflow.pytorch.load_model(f"runs:/{result.run_id}/model")
+    ours = load_model(result.model_path)
+    x = torch.rand(6, 1, 8, 8)
+    torch.testing.assert_close(logged(x), ours(x))
+
+
+def test_adversarial_training_runs_and_is_named(data_root, workdir):
+    cfg = make_config(data_root, "train.mode=adversarial", "train.epochs=1", "tracking.log_model=false")
+    result = train_job.train(cfg, progress=False)
+    run = mlflow_client().get_run(result.run_id)
+    assert run.info.run_name == "digits/mlp/adversarial-linf-0.0314"
+    assert run.data.params["train.adversarial.eps"] == str(8 / 255)
+
+
+def interrupted_at_epoch(cfg, stop_epoch: int) -> None:
+    """Train ``cfg`` but raise KeyboardInterrupt (as SIGTERM or Ctrl-C would) when epoch ``stop_epoch`` starts."""
+    real = train_job.train_epoch
+
+    def wrapped(*args, **kwargs):
+        if kwargs["epoch"] == stop_epoch:
+            raise KeyboardInterrupt
+        return real(*args, **kwargs)
+
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(train_job, "train_epoch", wrapped)
+        with pytest.raises(KeyboardInterrupt):
+            train_job.train(cfg, progress=False)
+
+
+def test_resume_continues_the_same_run_and_matches_an_uninterrupted_one(data_root, workdir):
+    base = ["train.mode=gaussian", "train.sigma_max=0.3", "train.epochs=3", "tracking.log_model=false"]
+    full = train_job.train(make_config(data_root, *base, "train.output_dir=full"), progress=False)
+
+    cfg = make_config(data_root, *base, "train.output_dir=killed")
+    interrupted_at_epoch(cfg, 2)
+    state = TrainState.load(workdir / "killed" / "checkpoint.pt")
+    assert state.epoch == 2
+    assert mlflow_client().get_run(state.run_id).info.status == "KILLED"
+    assert not (workdir / "killed" / "model.pt").exists()
+
+    resumed = train_job.train(
+        dataclasses.replace(cfg, train=dataclasses.replace(cfg.train, resume=True)), progress=False
+    )
+    assert resumed.run_id == state.run_id
+    assert mlflow_client().get_run(resumed.run_id).info.status == "FINISHED"
+    assert metric_steps(resumed.run_id, "train_loss") == [0, 1, 2]
+    # same seeds, restored generators: the resumed model is the uninterrupted one
+    a, b = load_model(full.model_path), load_model(resumed.model_path)
+    for (name, pa), pb in zip(a.state_dict().items(), b.state_dict().values(), strict=True):
+        torch.testing.assert_close(pa, pb, msg=name)
+    assert [h["train_loss"] for h in resumed.history] == pytest.approx([h["train_loss"] for h in full.history])
+
+
+def test_resume_refuses_a_different_configuration(data_root, workdir):
+    cfg = make_config(data_root, "train.epochs=2", "train.output_dir=out", "tracking.log_model=false")
+    interrupted_at_epoch(cfg, 1)
+    changed = dataclasses.replace(cfg, train=dataclasses.replace(cfg.train, lr=0.5, resume=True))
+    with pytest.raises(
+        CheckpointError,
+        match=r"train\.resume: the checkpoint was made with a different configuration \(.*train\.lr: 0\.05 -> 0\.5",
+    ):
+        train_job.train(changed, progress=False)
+    with pytest.raises(CheckpointError, match=r"train\.resume: no checkpoint at elsewhere"):
+        train_job.train(make_config(data_root, "train.output_dir=elsewhere", "train.resume=true"), progress=False)
+
+
+def test_an_earlier_run_is_never_overwritten_silently(data_root, workdir):
+    cfg = make_config(data_root, "train.epochs=1", "train.output_dir=out", "tracking.log_model=false")
+    first = train_job.train(cfg, progress=False)
+    before = (workdir / "out" / "model.pt").read_bytes()
+    with pytest.raises(CheckpointError, match=r"train\.output_dir: out already holds checkpoint\.pt and model\.pt"):
+        train_job.train(cfg, progress=False)
+    assert (workdir / "out" / "model.pt").read_bytes() == before
+    again = train_job.train(
+        dataclasses.replace(cfg, train=dataclasses.replace(cfg.train, overwrite=True)), progress=False
+    )
+    assert again.run_id != first.run_id
+
+
+def test_nan_loss_stops_marks_the_run_failed_and_keeps_the_last_good_checkpoint(data_root, workdir, monkeypatch):
+    cfg = make_config(data_root, "train.epochs=3", "train.output_dir=out", "tracking.log_model=false")
+    real = train_job.train_epoch
+
+    def poisoned(*args, **kwargs):
+        if kwargs["epoch"] == 1:  # the second epoch sees NaN inputs
+            kwargs["transform"] = lambda model, x, y, g: x * float("nan")
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(train_job, "train_epoch", poisoned)
+    with pytest.raises(
+        TrainingDiverged,
+        match=r"train\.lr: the training loss became nan at epoch 2.*FAILED.*last good checkpoint \(epoch 1\) is kept",
+    ):
+        train_job.train(cfg, progress=False)
+    state = TrainState.load(workdir / "out" / "checkpoint.pt")
+    assert state.epoch == 1
+    assert all(torch.isfinite(v).all() for v in state.model.values() if v.is_floating_point())
+    assert mlflow_client().get_run(state.run_id).info.status == "FAILED"
+    assert metric_steps(state.run_id, "train_loss") == [0]
