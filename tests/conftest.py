@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import uuid
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -18,19 +19,22 @@ SHARED_CIFAR = REPO.parent / "shared" / "datasets" / "cifar10-jpeg.tar.gz"
 torch.set_num_threads(2)
 
 
-@pytest.fixture(scope="session")
-def tracking_uri(tmp_path_factory: pytest.TempPathFactory) -> str:
-    """One SQLite MLflow store for the whole session (creating its tables takes seconds)."""
+@pytest.fixture(scope="session", autouse=True)
+def tracking_uri(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """One SQLite MLflow store for the whole session (creating its tables takes seconds).
+
+    Set for the session, before any fixture runs, so that no test or fixture writes to the
+    developer's mlflow.db or sees an outer `mlflow run`.
+    """
     root = tmp_path_factory.mktemp("mlflow")
-    return f"sqlite:///{root / 'mlflow.db'}"
-
-
-@pytest.fixture(autouse=True)
-def _isolated_tracking(tracking_uri: str, monkeypatch: pytest.MonkeyPatch) -> None:
-    """No test writes to the developer's mlflow.db or sees an outer `mlflow run`."""
-    monkeypatch.setenv("MLFLOW_TRACKING_URI", tracking_uri)
-    for var in ("MLFLOW_RUN_ID", "MLFLOW_EXPERIMENT_ID", "MLFLOW_EXPERIMENT_NAME", "ERRORSET_CIFAR10_ARCHIVE"):
-        monkeypatch.delenv(var, raising=False)
+    uri = f"sqlite:///{root / 'mlflow.db'}"
+    with pytest.MonkeyPatch.context() as mp:
+        # MLflow puts artifacts under ./mlruns of the directory an experiment is created in
+        mp.chdir(root)
+        mp.setenv("MLFLOW_TRACKING_URI", uri)
+        for var in ("MLFLOW_RUN_ID", "MLFLOW_EXPERIMENT_ID", "MLFLOW_EXPERIMENT_NAME", "ERRORSET_CIFAR10_ARCHIVE"):
+            mp.delenv(var, raising=False)
+        yield uri
 
 
 @pytest.fixture(scope="session")

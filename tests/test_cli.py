@@ -2,14 +2,12 @@ from __future__ import annotations
 
 import os
 import re
-import subprocess
-import sys
 
 import pytest
 
 from errorset.cli import build_parser, main
 
-from .conftest import REPO, mlflow_client
+from .conftest import mlflow_client
 from .imagefolders import tar_tree, write_tree
 
 
@@ -95,34 +93,3 @@ def test_prepare_and_train_from_an_imagefolder_archive(capsys, workdir, tmp_path
     run_id = re.search(r"mlflow run id: ([0-9a-f]{32})", out).group(1)
     assert mlflow_client().get_run(run_id).info.run_name == "imagefolder/linear/clean"
     assert (workdir / "models/imagefolder/linear/clean/model.pt").exists()
-
-
-@pytest.mark.slow
-def test_console_script_trains_and_evaluates_digits(workdir, data_root):
-    """The installed `errorset` entry point, as users and dvc.yaml call it."""
-    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
-    common = [
-        "--no-progress",
-        "--set",
-        f"data.root={data_root}",
-        "--params",
-        str(REPO / "params.yaml"),
-        "--set",
-        "data.name=digits",
-        "--set",
-        "profile=smoke",
-    ]
-    exe = os.path.join(os.path.dirname(sys.executable), "errorset")
-    train = subprocess.run(
-        [exe, "train", *common, "--set", "train.output_dir=m"], capture_output=True, text=True, env=env
-    )
-    assert train.returncode == 0, train.stderr
-    run_id = re.search(r"mlflow run id: ([0-9a-f]{32})", train.stdout).group(1)
-    assert mlflow_client().get_run(run_id).info.status == "FINISHED"
-    ev = subprocess.run(
-        [exe, "evaluate", *common, "--set", "eval.checkpoint=m/model.pt"], capture_output=True, text=True, env=env
-    )
-    assert ev.returncode == 0, ev.stderr
-    assert re.search(r"clean accuracy 0\.\d{4}", ev.stdout)
-    eval_id = re.search(r"mlflow run id: ([0-9a-f]{32})", ev.stdout).group(1)
-    assert mlflow_client().get_run(eval_id).data.tags["train_run_id"] == run_id

@@ -51,5 +51,5 @@ def test_evaluate_refuses_a_model_of_another_dataset(data_root, workdir, tmp_pat
     from errorset.models import create_model, save_model
 
     path = save_model(create_model("mlp", input_shape=(3, 32, 32), num_classes=10), tmp_path / "m.pt")
-    with pytest.raises(ConfigError, match=r"eval\.checkpoint: .* was trained on \(3, 32, 32\) images"):
+    with pytest.raises(ConfigError, match=r"checkpoint: .* was trained on \(3, 32, 32\) images"):
         evaluate(make_config(data_root, f"eval.checkpoint={path}"), progress=False)

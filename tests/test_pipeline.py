@@ -23,7 +23,8 @@ BIN = Path(sys.executable).parent
 
 def _env(**extra: str) -> dict[str, str]:
     env = {**os.environ, "PATH": f"{BIN}{os.pathsep}{os.environ['PATH']}", "PYTHONUNBUFFERED": "1", **extra}
-    env.pop("MLFLOW_RUN_ID", None)
+    for var in ("MLFLOW_RUN_ID", "MLFLOW_EXPERIMENT_ID", "MLFLOW_EXPERIMENT_NAME"):
+        env.pop(var, None)  # MLflow sets MLFLOW_EXPERIMENT_ID in-process; children choose their own
     return env
 
 
@@ -56,12 +57,14 @@ def project(tmp_path: Path) -> Path:
 
 
 def test_dvc_repro_runs_the_pipeline_and_records_everything(project: Path):
-    env = _env(GIT_AUTHOR_NAME="t", GIT_AUTHOR_EMAIL="t@t", GIT_COMMITTER_NAME="t", GIT_COMMITTER_EMAIL="t@t")
+    env = _env()
     out = _run([str(BIN / "dvc"), "repro"], project, env).stdout
     variants = ["clean", "gaussian-0.1", "gaussian-0.4", "adversarial"]
     for v in variants:
-        assert f"Running stage 'train@{v}'" in out and f"Running stage 'evaluate@{v}'" in out
+        for stage in ("train", "evaluate", "analyze", "attack"):
+            assert f"Running stage '{stage}@{v}'" in out
         assert (project / "models" / v / "model.pt").is_file()
+    assert "Running stage 'report'" in out
 
     lock = yaml.safe_load((project / "dvc.lock").read_text())
     (data_out,) = lock["stages"]["prepare"]["outs"]
@@ -70,39 +73,46 @@ def test_dvc_repro_runs_the_pipeline_and_records_everything(project: Path):
 
     experiment = yaml.safe_load((project / "params.yaml").read_text())["tracking"]["experiment"]
     client = mlflow_client()
-    exp = client.get_experiment_by_name(experiment)
-    runs = client.search_runs([exp.experiment_id])
-    train_runs = {r.data.tags["mlflow.runName"]: r for r in runs if r.data.tags.get("errorset.job") == "train"}
-    eval_runs = [r for r in runs if r.data.tags.get("errorset.job") == "evaluate"]
-    assert set(train_runs) == {
+    runs = client.search_runs([client.get_experiment_by_name(experiment).experiment_id])
+    by_job: dict[str, list] = {}
+    for r in runs:
+        by_job.setdefault(r.data.tags.get("errorset.job"), []).append(r)
+    assert {job: len(rs) for job, rs in by_job.items()} == {
+        "train": 4,
+        "evaluate": 4,
+        "analyze": 4,
+        "attack": 4,
+        "report": 1,
+    }
+    assert {r.data.tags["mlflow.runName"] for r in by_job["train"]} == {
         "digits/mlp/clean",
         "digits/mlp/gaussian-0.1",
         "digits/mlp/gaussian-0.4",
         "digits/mlp/adversarial-linf-0.0314",
     }
-    assert len(eval_runs) == 4
-    for r in train_runs.values():
+    for r in by_job["train"]:
         assert r.info.status == "FINISHED"
         assert r.data.params["data.md5"] == data_out["md5"]  # the dataset's DVC hash is in every run
         assert r.data.tags["git_commit"]  # the copy is a git repository
-    by_train = {r.data.tags["train_run_id"]: r for r in eval_runs}
+    evals = {r.data.tags["train_run_id"]: r for r in by_job["evaluate"]}
     for v in variants:
         metrics = json.loads((project / "reports" / v / "metrics.json").read_text())
-        ckpt_run = lock["stages"][f"train@{v}"]["outs"][0]["path"]
-        assert ckpt_run == f"models/{v}"
-        model_run_id = _model_run_id(project / "models" / v / "model.pt")
-        assert by_train[model_run_id].data.metrics["clean_accuracy"] == pytest.approx(metrics["clean_accuracy"])
-        assert metrics["trials"] == 10
+        assert evals[_model_run_id(project / "models" / v / "model.pt")].data.metrics["clean_accuracy"] == (
+            pytest.approx(metrics["clean_accuracy"])
+        )
+        assert (project / "reports" / v / "analysis.csv").is_file()
+        assert json.loads((project / "reports" / v / "attack.json").read_text())["steps"] == 5
+    summary = json.loads((project / "reports/summary/summary.json").read_text())
+    assert set(summary) == set(variants)
+    assert (project / "reports/summary/figure2_sigma_vs_distance.png").stat().st_size > 10_000
 
-    status = _run([str(BIN / "dvc"), "status"], project, env).stdout
-    assert "Data and pipelines are up to date" in status
-
-    # A parameter change reruns only what depends on it.
-    _run(["git", "add", "-A"], project, env)
-    _run(["git", "commit", "-qm", "repro"], project, env)
-    out = _run([str(BIN / "dvc"), "exp", "run", "-S", "eval.trials=2"], project, env).stdout
-    assert "Running stage 'evaluate@clean'" in out and "Running stage 'train@" not in out
-    assert json.loads((project / "reports/clean/metrics.json").read_text())["trials"] == 2
+    assert "Data and pipelines are up to date" in _run([str(BIN / "dvc"), "status"], project, env).stdout
+    # A parameter change invalidates exactly the stages that depend on it.
+    params = yaml.safe_load((project / "params.yaml").read_text())
+    params["attack"]["steps"] = 2
+    (project / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    changed = json.loads(_run([str(BIN / "dvc"), "status", "--json"], project, env).stdout)
+    assert set(changed) == {f"attack@{v}" for v in variants}
 
 
 def _model_run_id(path: Path) -> str:

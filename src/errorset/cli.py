@@ -102,6 +102,35 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=_cmd_evaluate)
 
     p = add(
+        "analyze",
+        "per-image sigma(x0, mu), nearest errors, eps*_q and the paper's figures",
+        "Measure a trained model (analyze.checkpoint, default <train.output_dir>/model.pt) on analyze.images "
+        "test images: sigma(x0, analyze.mu), the error rate in noise at analyze.error_rate_sigmas, the L2 "
+        "distance to the nearest error, and for analyze.noisy.images images eps*_q with its isoperimetric "
+        "bound. Writes analysis.csv (per image) and analysis.json (summary) to analyze.output_dir and logs "
+        "them with Figures 2, 4, 10 and 20 to an MLflow run.",
+    )
+    p.set_defaults(func=_cmd_analyze)
+
+    p = add(
+        "attack",
+        "accuracy under PGD L-inf and L2 over a grid of radii",
+        "Attack a trained model (attack.checkpoint) with PGD (attack.steps steps of attack.step_ratio * eps, "
+        "random start) at every radius in attack.linf_eps and attack.l2_eps. Writes attack.json and "
+        "attack.csv to attack.output_dir and logs an MLflow run.",
+    )
+    p.set_defaults(func=_cmd_attack)
+
+    p = add(
+        "report",
+        "figures and tables comparing models",
+        "Combine the result folders report.inputs (default reports/<variant> for each variant) into the "
+        "paper's comparison figures (7, 2, 4, 20, 10 and the Lp robustness table) under report.output_dir, "
+        "and log them to an MLflow run.",
+    )
+    p.set_defaults(func=_cmd_report)
+
+    p = add(
         "config",
         "print the resolved configuration",
         "Print the configuration every command would use (params file, overrides and profile applied).",
@@ -149,6 +178,42 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
     noisy = ", ".join(f"{s}: {a:.3f}" for s, a in m["noise_accuracy"].items())
     print(f"clean accuracy {m['clean_accuracy']:.4f}; in noise (sigma: accuracy) {noisy}")
     print(f"results: {result.output_dir}")
+    print(f"mlflow run id: {result.run_id}")
+    return 0
+
+
+def _cmd_analyze(args: argparse.Namespace) -> int:
+    from errorset.jobs.analyze import analyze
+
+    result = analyze(load_args_config(args), progress=not args.no_progress)
+    s = result.summary
+    print(
+        f"{s['images']} images: median sigma(x0, {s['mu']:g}) {s['median_sigma_at_mu']:.4f}, "
+        f"median distance to the nearest error {s['median_nearest_distance']:.4f}, "
+        f"median ratio to the linear model {s['median_distance_ratio']:.3f}"
+    )
+    print(f"results: {result.output_dir}")
+    print(f"mlflow run id: {result.run_id}")
+    return 0
+
+
+def _cmd_attack(args: argparse.Namespace) -> int:
+    from errorset.jobs.attack import attack
+
+    result = attack(load_args_config(args), progress=not args.no_progress)
+    for norm, rows in result.results.items():
+        print(f"PGD {norm}: " + ", ".join(f"eps {r['eps']:.4g}: {r['accuracy']:.3f}" for r in rows))
+    print(f"results: {result.output_dir}")
+    print(f"mlflow run id: {result.run_id}")
+    return 0
+
+
+def _cmd_report(args: argparse.Namespace) -> int:
+    from errorset.jobs.report import report
+
+    result = report(load_args_config(args), progress=not args.no_progress)
+    for path in result.figures:
+        print(f"figure: {path}")
     print(f"mlflow run id: {result.run_id}")
     return 0
 

@@ -143,6 +143,90 @@ class EvalConfig:
 
 
 @dataclass
+class NearestConfig:
+    """The nearest-error search d(x0, E) (Figure 2)."""
+
+    norm: str = "l2"
+    #: search radius; images with no error found within it get this distance
+    eps_max: float = 1.0
+    #: gradient steps per image; null = profile
+    steps: int | None = None
+
+
+@dataclass
+class NoisyDistanceConfig:
+    """epsilon*_q: the q-quantile over x ~ N(x0, sigma^2 I) of d(x, E) (Figure 4)."""
+
+    sigma: float = 0.1
+    q: float = 0.5
+    #: clean images measured (the first ones of the analysis subset); null = profile
+    images: int | None = None
+    #: noisy samples per image; null = profile (the paper: 1,000)
+    samples: int | None = None
+    #: gradient steps of each nearest-error search; null = profile (the paper: 200)
+    steps: int | None = None
+    eps_max: float = 4.0
+
+
+@dataclass
+class AnalyzeConfig:
+    """The paper's per-image measurements (``errorset analyze``)."""
+
+    #: model.pt to analyse; null = <train output dir>/model.pt
+    checkpoint: str | None = None
+    #: test images (seeded subset); 0 = all; null = profile
+    images: int | None = None
+    #: target error rate of sigma(x0, mu)
+    mu: float = 0.01
+    #: noise samples per image for sigma(x0, mu) and error rates; null = profile (the paper: 1,000)
+    samples: int | None = None
+    #: relative precision of the sigma(x0, mu) search
+    rtol: float = 0.02
+    #: sigmas of the per-image error rates in noise (Figure 20)
+    error_rate_sigmas: list[float] = field(default_factory=lambda: [0.05, 0.1, 0.2])
+    nearest: NearestConfig = field(default_factory=NearestConfig)
+    noisy: NoisyDistanceConfig = field(default_factory=NoisyDistanceConfig)
+    #: images per point of Figure 2 (sorted by d(x0, E))
+    group_size: int = 50
+    #: sigmas of the optimal curves (Figure 10, Appendix F)
+    optimal_sigmas: list[float] = field(default_factory=lambda: [0.02, 0.05, 0.1, 0.2, 0.4])
+    #: noisy images per forward pass
+    batch_size: int = 1000
+    #: analysis.csv and analysis.json go here; null = reports/<dataset>/<model>/<mode>
+    output_dir: str | None = None
+
+
+@dataclass
+class AttackConfig:
+    """Accuracy under PGD over an eps grid (``errorset attack``; Figure 6, bottom)."""
+
+    checkpoint: str | None = None
+    #: test images (seeded subset); 0 = all; null = profile
+    images: int | None = None
+    #: L-inf radii ([0,1] pixel units; fractions such as 8/255 are fine); empty = skip L-inf
+    linf_eps: list[float] = field(default_factory=lambda: [1 / 255, 2 / 255, 4 / 255, 8 / 255, 16 / 255])
+    #: L2 radii; empty = skip L2
+    l2_eps: list[float] = field(default_factory=lambda: [0.1, 0.25, 0.5, 1.0, 2.0])
+    #: PGD steps; null = profile (the paper: 100)
+    steps: int | None = None
+    #: step size as a fraction of eps; null = 4 / steps (the paper: 100 steps of eps/25)
+    step_ratio: float | None = None
+    random_start: bool = True
+    batch_size: int = 500
+    #: attack.json and attack.csv go here; null = reports/<dataset>/<model>/<mode>
+    output_dir: str | None = None
+
+
+@dataclass
+class ReportConfig:
+    """Figures that compare models (``errorset report``)."""
+
+    #: result folders to combine (each written by evaluate/analyze/attack); null = reports/<variant> for each variant
+    inputs: list[str] | None = None
+    output_dir: str = "reports/summary"
+
+
+@dataclass
 class TrackingConfig:
     experiment: str = "errorset"
     #: null = $MLFLOW_TRACKING_URI, else MLflow's default (sqlite:///mlflow.db)
@@ -164,6 +248,9 @@ class Config:
     model: ModelConfig = field(default_factory=ModelConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
     eval: EvalConfig = field(default_factory=EvalConfig)
+    analyze: AnalyzeConfig = field(default_factory=AnalyzeConfig)
+    attack: AttackConfig = field(default_factory=AttackConfig)
+    report: ReportConfig = field(default_factory=ReportConfig)
     tracking: TrackingConfig = field(default_factory=TrackingConfig)
     #: named training variants (used by dvc.yaml's foreach): name -> train overrides
     variants: dict[str, dict[str, Any]] = field(default_factory=dict)

@@ -11,8 +11,10 @@ and evaluation use. Explicit values in ``params.yaml`` or ``--set`` always win.
     (timm) on image folders; full training and test sets.
 ``cpu`` (the default)
     The same optimiser on a compact CIFAR ResNet-8, a 20,000-image training
-    subset, 8 epochs, and 1,000 evaluation images, so that ``dvc repro`` of all
-    four CIFAR-10 variants fits in 30 minutes on a 2-core CPU.
+    subset, 8 epochs, and 1,000 evaluation images, so that training and
+    evaluating all four CIFAR-10 variants fits in 30 minutes on a 2-core CPU;
+    the measurements of ``analyze`` and ``attack`` use fewer images, noise
+    samples and gradient steps than the paper (every run logs the values used).
 ``smoke``
     A few hundred images and two epochs: the pipeline end to end in seconds,
     for tests.
@@ -42,6 +44,17 @@ class Profile:
     test_images: int
     #: images for `errorset evaluate` (0 = all)
     eval_images: int
+    #: `errorset analyze`: images, noise samples per image, nearest-error steps
+    analyze_images: int
+    analyze_samples: int
+    nearest_steps: int
+    #: `errorset analyze`, epsilon*_q: images, noisy samples per image, steps per search
+    noisy_images: int
+    noisy_samples: int
+    noisy_steps: int
+    #: `errorset attack`: images and PGD steps
+    attack_images: int
+    attack_steps: int
     #: default model per dataset
     models: dict[str, str] = field(default_factory=dict)
 
@@ -58,6 +71,14 @@ PROFILES: dict[str, Profile] = {
         subset=0,
         test_images=0,
         eval_images=0,
+        analyze_images=1000,
+        analyze_samples=1000,
+        nearest_steps=500,
+        noisy_images=100,
+        noisy_samples=1000,
+        noisy_steps=200,
+        attack_images=1000,
+        attack_steps=100,
         models={"cifar10": "wrn28_10", "digits": "mlp", "imagefolder": "timm:inception_v3"},
     ),
     "cpu": Profile(
@@ -71,6 +92,14 @@ PROFILES: dict[str, Profile] = {
         subset=20000,
         test_images=2000,
         eval_images=1000,
+        analyze_images=200,
+        analyze_samples=200,
+        nearest_steps=100,
+        noisy_images=10,
+        noisy_samples=32,
+        noisy_steps=50,
+        attack_images=200,
+        attack_steps=20,
         models={"cifar10": "resnet8", "digits": "mlp", "imagefolder": "timm:resnet18"},
     ),
     "smoke": Profile(
@@ -84,6 +113,14 @@ PROFILES: dict[str, Profile] = {
         subset=512,
         test_images=256,
         eval_images=128,
+        analyze_images=16,
+        analyze_samples=100,
+        nearest_steps=20,
+        noisy_images=2,
+        noisy_samples=16,
+        noisy_steps=10,
+        attack_images=32,
+        attack_steps=5,
         models={"cifar10": "resnet8", "digits": "mlp", "imagefolder": "resnet8"},
     ),
 }
@@ -118,7 +155,27 @@ def apply_profile(cfg: Config) -> Config:
     )
     model = dataclasses.replace(cfg.model, name=pick(cfg.model.name, p.models.get(cfg.data.name, "resnet8")))
     ev = dataclasses.replace(cfg.eval, n_images=pick(cfg.eval.n_images, p.eval_images))
-    return dataclasses.replace(cfg, train=train, model=model, eval=ev)
+    an = cfg.analyze
+    analyze = dataclasses.replace(
+        an,
+        images=pick(an.images, p.analyze_images),
+        samples=pick(an.samples, p.analyze_samples),
+        nearest=dataclasses.replace(an.nearest, steps=pick(an.nearest.steps, p.nearest_steps)),
+        noisy=dataclasses.replace(
+            an.noisy,
+            images=pick(an.noisy.images, p.noisy_images),
+            samples=pick(an.noisy.samples, p.noisy_samples),
+            steps=pick(an.noisy.steps, p.noisy_steps),
+        ),
+    )
+    steps = pick(cfg.attack.steps, p.attack_steps)
+    attack = dataclasses.replace(
+        cfg.attack,
+        images=pick(cfg.attack.images, p.attack_images),
+        steps=steps,
+        step_ratio=pick(cfg.attack.step_ratio, 4 / steps if steps else None),
+    )
+    return dataclasses.replace(cfg, train=train, model=model, eval=ev, analyze=analyze, attack=attack)
 
 
 #: (eps, step_size) defaults per norm, in [0,1] pixel units: Madry et al.'s

@@ -70,12 +70,19 @@ def config_params(cfg: Config) -> dict[str, str]:
 
 
 def configure(cfg: Config) -> None:
-    """Point MLflow at the configured tracking store and experiment."""
+    """Point MLflow at the configured tracking store and experiment.
+
+    The experiment is left alone when a run is already active (a nested run
+    belongs with its parent) or when ``mlflow run`` handed this process a run
+    (``MLFLOW_RUN_ID``), whose experiment was chosen on its command line.
+    ``MLFLOW_EXPERIMENT_ID`` alone is not a reason: MLflow sets it in-process
+    on every ``set_experiment``.
+    """
     import mlflow
 
     if cfg.tracking.uri:
         mlflow.set_tracking_uri(cfg.tracking.uri)
-    if not os.environ.get("MLFLOW_RUN_ID") and not os.environ.get("MLFLOW_EXPERIMENT_ID"):
+    if mlflow.active_run() is None and not os.environ.get("MLFLOW_RUN_ID"):
         mlflow.set_experiment(cfg.tracking.experiment)
 
 

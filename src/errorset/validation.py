@@ -68,6 +68,45 @@ def validate(cfg: Config) -> None:
     if e.n_images is not None:
         _require(e.n_images >= 0, "eval.n_images", "an integer >= 0 (0 = all)", e.n_images)
 
+    an = cfg.analyze
+    _require(0 < an.mu < 0.5, "analyze.mu", "an error rate in (0, 0.5)", an.mu)
+    if an.samples is not None:
+        need = math.ceil(1 / an.mu)
+        _require(an.samples >= need, "analyze.samples", f"an integer >= 1/analyze.mu = {need}", an.samples)
+    for key, v in (("analyze.images", an.images), ("analyze.noisy.images", an.noisy.images)):
+        if v is not None:
+            _require(v >= 0, key, "an integer >= 0 (0 = all)", v)
+    for key, v in (
+        ("analyze.nearest.steps", an.nearest.steps),
+        ("analyze.noisy.steps", an.noisy.steps),
+        ("analyze.noisy.samples", an.noisy.samples),
+    ):
+        if v is not None:
+            _require(v >= 1, key, "an integer >= 1", v)
+    _require(0 < an.rtol < 1, "analyze.rtol", "a number in (0, 1)", an.rtol)
+    _require(all(s > 0 for s in an.error_rate_sigmas), "analyze.error_rate_sigmas", "numbers > 0", an.error_rate_sigmas)
+    _require(all(s > 0 for s in an.optimal_sigmas), "analyze.optimal_sigmas", "numbers > 0", an.optimal_sigmas)
+    if an.nearest.norm not in NORMS:
+        raise ConfigError(f"analyze.nearest.norm: unknown norm {an.nearest.norm!r}; valid norms: {', '.join(NORMS)}")
+    _require(an.nearest.eps_max > 0, "analyze.nearest.eps_max", "a number > 0", an.nearest.eps_max)
+    _require(an.noisy.sigma > 0, "analyze.noisy.sigma", "a number > 0", an.noisy.sigma)
+    _require(0 < an.noisy.q < 1, "analyze.noisy.q", "a quantile in (0, 1)", an.noisy.q)
+    _require(an.noisy.eps_max > 0, "analyze.noisy.eps_max", "a number > 0", an.noisy.eps_max)
+    _require(an.group_size >= 1, "analyze.group_size", "an integer >= 1", an.group_size)
+    _require(an.batch_size >= 1, "analyze.batch_size", "an integer >= 1", an.batch_size)
+
+    at = cfg.attack
+    _require(all(e >= 0 for e in at.linf_eps), "attack.linf_eps", "numbers >= 0", at.linf_eps)
+    _require(all(e >= 0 for e in at.l2_eps), "attack.l2_eps", "numbers >= 0", at.l2_eps)
+    _require(bool(at.linf_eps or at.l2_eps), "attack.linf_eps, attack.l2_eps", "at least one radius", [])
+    if at.steps is not None:
+        _require(at.steps >= 1, "attack.steps", "an integer >= 1", at.steps)
+    if at.images is not None:
+        _require(at.images >= 0, "attack.images", "an integer >= 0 (0 = all)", at.images)
+    if at.step_ratio is not None:
+        _require(at.step_ratio > 0, "attack.step_ratio", "a number > 0", at.step_ratio)
+    _require(at.batch_size >= 1, "attack.batch_size", "an integer >= 1", at.batch_size)
+
     img = cfg.data.imagefolder
     if img.image_size is not None:
         _require(img.image_size >= 1, "data.imagefolder.image_size", "an integer >= 1", img.image_size)

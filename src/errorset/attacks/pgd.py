@@ -1,14 +1,15 @@
 """Projected gradient descent (Madry et al. 2018) in L-inf and L2, on whole batches.
 
 Images live in [0,1]; ``eps`` and ``step_size`` are in the same pixel units.
-Every iterate stays inside the eps-ball around ``x`` *and* inside the image
-domain [0,1]. The model's mode (train/eval) is left as the caller set it, and
+Every iterate stays inside the eps-ball around ``x`` *and* (unless
+``clip=False``) inside the image domain [0,1]. The model's mode (train/eval) is left as the caller set it, and
 parameter gradients are never touched: gradients are taken with respect to the
 input only.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 
 import torch
@@ -76,6 +77,7 @@ def pgd(
     target: torch.Tensor | None = None,
     generator: torch.Generator | None = None,
     loss_fn: LossFn | None = None,
+    clip: bool = True,
 ) -> torch.Tensor:
     """Return adversarial images within ``eps`` of ``x`` that (try to) change the prediction.
 
@@ -95,6 +97,8 @@ def pgd(
         random_start: start from a uniform random point of the ball.
         generator: for the random start (reproducible attacks).
         loss_fn: ``loss_fn(logits, labels)`` summed over the batch; default cross-entropy.
+        clip: keep iterates in the image domain [0,1] (turn off for inputs that
+            are not images, e.g. Gaussian-noised points).
 
     Returns:
         Adversarial images, detached, with the dtype and device of ``x``.
@@ -117,7 +121,8 @@ def pgd(
 
     x = x.detach()
     delta = random_in_ball(x, eps_t, norm, generator) if random_start else torch.zeros_like(x)
-    x_adv = (x + delta).clamp(0.0, 1.0)
+    low, high = (0.0, 1.0) if clip else (-math.inf, math.inf)
+    x_adv = (x + delta).clamp(low, high)
     for _ in range(steps):
         x_adv.requires_grad_(True)
         with torch.enable_grad():
@@ -132,5 +137,5 @@ def pgd(
             else:
                 step = grad / _flat_norm(grad).clamp_min(1e-12)
             x_adv = x_adv.detach() + step_t * step
-            x_adv = (x + project(x_adv - x, eps_t, norm)).clamp(0.0, 1.0)
+            x_adv = (x + project(x_adv - x, eps_t, norm)).clamp(low, high)
     return x_adv.detach()

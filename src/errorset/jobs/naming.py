@@ -24,10 +24,3 @@ def train_output_dir(cfg: Config) -> Path:
     if cfg.train.output_dir:
         return Path(cfg.train.output_dir)
     return Path("models", *(_safe(p) for p in run_name(cfg).split("/")))
-
-
-def eval_output_dir(cfg: Config) -> Path:
-    """``eval.output_dir``, else ``reports/<dataset>/<model>/<mode>``."""
-    if cfg.eval.output_dir:
-        return Path(cfg.eval.output_dir)
-    return Path("reports", *(_safe(p) for p in run_name(cfg).split("/")))

@@ -1,0 +1,71 @@
+"""``errorset attack``: accuracy under PGD L-inf and L2 over a grid of radii (Figure 6, bottom)."""
+
+from __future__ import annotations
+
+import csv
+from dataclasses import dataclass
+from pathlib import Path
+
+from errorset.attacks.robustness import lp_robustness
+from errorset.config import Config
+from errorset.jobs.common import load_trained, output_dir, write_json
+from errorset.runtime import make_generator
+
+SUMMARY = "attack.json"
+TABLE = "attack.csv"
+
+
+@dataclass
+class AttackResult:
+    run_id: str
+    output_dir: Path
+    results: dict[str, list[dict[str, float]]]
+
+
+def metric_key(norm: str, eps: float) -> str:
+    return f"pgd_accuracy/{norm}/eps_{eps:.4g}"
+
+
+def attack(cfg: Config, *, progress: bool = True) -> AttackResult:
+    """Attack the model at ``attack.checkpoint``; write ``attack.json`` and ``attack.csv`` and log them."""
+    a = cfg.attack
+    assert a.steps is not None and a.step_ratio is not None, "resolve the config first"
+    trained = load_trained(cfg, a.checkpoint, a.images or 0, progress=progress)
+    radii = {norm: grid for norm, grid in (("linf", a.linf_eps), ("l2", a.l2_eps)) if grid}
+    results = lp_robustness(
+        trained.model,
+        trained.x,
+        trained.y,
+        radii,
+        steps=a.steps,
+        step_ratio=a.step_ratio,
+        random_start=a.random_start,
+        batch_size=a.batch_size,
+        generator=make_generator(cfg.seed, trained.device),
+        progress=progress,
+    )
+    out = output_dir(a.output_dir, trained)
+    write_json({**results, "images": len(trained.x), "steps": a.steps, "step_ratio": a.step_ratio}, out / SUMMARY)
+    with open(out / TABLE, "w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(["norm", "eps", "accuracy"])
+        w.writerows([norm, r["eps"], r["accuracy"]] for norm, rows in results.items() for r in rows)
+
+    from errorset import tracking
+    from errorset.plots.measurements import lp_robustness as plot
+
+    with tracking.start_run(trained.config, run_name=f"{trained.name}/attack", tags=trained.tags("attack")) as run:
+        run.log_config(trained.config)
+        run.log_params({"attack.checkpoint": str(trained.checkpoint), "attack.images_used": len(trained.x)})
+        run.log_metrics({metric_key(norm, r["eps"]): r["accuracy"] for norm, rows in results.items() for r in rows})
+        run.log_table(
+            {
+                "norm": [n for n, rows in results.items() for _ in rows],
+                "eps": [r["eps"] for rows in results.values() for r in rows],
+                "accuracy": [r["accuracy"] for rows in results.values() for r in rows],
+            },
+            "attack_table.json",
+        )
+        run.log_figure(plot({trained.name: results}), "lp_robustness.png")
+        run.log_artifact(out / SUMMARY)
+        return AttackResult(run_id=run.run_id, output_dir=out, results=results)

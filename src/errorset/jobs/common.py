@@ -1,0 +1,112 @@
+"""What the measuring commands share: the trained model, its test images, its run name."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from errorset.config import Config, config_from_dict
+from errorset.data import ImageArrays, load_dataset, seeded_subset
+from errorset.errors import ConfigError
+from errorset.jobs.naming import run_name, train_output_dir
+from errorset.models import Classifier
+from errorset.models.build import load_model, read_model_file
+from errorset.runtime import pick_device
+
+
+@dataclass
+class TrainedModel:
+    """A trained model ready to measure, with the test images it is measured on."""
+
+    model: Classifier
+    #: the measuring config with the trained model's own profile, model and train settings
+    config: Config
+    checkpoint: Path
+    #: MLflow run id of the training run (may be empty)
+    train_run_id: str
+    data: ImageArrays
+    #: test images (uint8) and labels of the seeded subset, on the CPU
+    x: torch.Tensor
+    y: torch.Tensor
+    #: their indices in the test split
+    indices: torch.Tensor
+    device: torch.device
+
+    @property
+    def name(self) -> str:
+        """The training run's readable name, e.g. ``cifar10/resnet8/clean``."""
+        return run_name(self.config)
+
+    def tags(self, job: str) -> dict[str, str]:
+        c = self.config
+        return {
+            "mode": c.train.mode,
+            "dataset": c.data.name,
+            "model": c.model.name or "",
+            "profile": c.profile,
+            "errorset.job": job,
+            "train_run_id": self.train_run_id,
+        }
+
+
+def load_trained(cfg: Config, checkpoint: str | None, images: int, *, progress: bool = True) -> TrainedModel:
+    """Load ``checkpoint`` (default ``<train output dir>/model.pt``) and a seeded subset of ``images`` test images.
+
+    The returned config takes ``profile``, ``model`` and ``train`` from the
+    model file, so the run's parameters describe the model measured and runs of
+    different variants compare side by side in the MLflow UI.
+    """
+    path = Path(checkpoint) if checkpoint else train_output_dir(cfg) / "model.pt"
+    payload: dict[str, Any] = read_model_file(path)
+    trained = config_from_dict(payload.get("config") or {})
+    mcfg = dataclasses.replace(cfg, profile=trained.profile, model=trained.model, train=trained.train)
+    device = pick_device(cfg.device)
+    model = load_model(path, map_location=device)
+    data = load_dataset(cfg.data, progress=progress)
+    if tuple(model.input_shape) != data.input_shape or model.num_classes != data.num_classes:
+        raise ConfigError(
+            f"checkpoint: {path} was trained on {model.input_shape} images with {model.num_classes} "
+            f"classes, but data.name={cfg.data.name} has {data.input_shape} images and {data.num_classes}"
+        )
+    x, y = data.tensors("test")
+    keep = seeded_subset(len(x), images, cfg.seed)
+    return TrainedModel(
+        model=model,
+        config=mcfg,
+        checkpoint=path,
+        train_run_id=str(payload.get("run_id") or ""),
+        data=data,
+        x=x[keep],
+        y=y[keep],
+        indices=keep,
+        device=device,
+    )
+
+
+def output_dir(section_dir: str | None, trained: TrainedModel) -> Path:
+    """A command's output folder: its own setting, else ``reports/<dataset>/<model>/<mode>``."""
+    if section_dir:
+        return Path(section_dir)
+    return Path("reports", *(part.replace(":", "-") for part in trained.name.split("/")))
+
+
+def _finite_or_none(obj: Any) -> Any:
+    if isinstance(obj, float) and not math.isfinite(obj):
+        return None
+    if isinstance(obj, dict):
+        return {k: _finite_or_none(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_finite_or_none(v) for v in obj]
+    return obj
+
+
+def write_json(obj: Any, path: Path) -> None:
+    """Write ``obj`` as indented JSON with NaN and infinities as null (strict JSON, as DVC metrics need)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(_finite_or_none(obj), indent=2, allow_nan=False) + "\n")

@@ -1,0 +1,169 @@
+"""``errorset report``: figures and tables comparing models, from what evaluate, analyze and attack wrote.
+
+Each input folder (by default ``reports/<variant>`` for every variant in
+``params.yaml``) may hold ``noise_accuracy.csv`` (evaluate), ``analysis.csv`` and
+``analysis.json`` (analyze) and ``attack.json`` (attack); whatever is there is
+drawn, one series per folder:
+
+* ``figure7_accuracy_in_noise.png``: accuracy in Gaussian noise against sigma (Figure 7, left)
+* ``figure2_sigma_vs_distance.png``: sigma(x0, mu) against d(x0, E) (Figure 2)
+* ``figure4_eps_star.png``: epsilon*_q against the error rate and sigma(x0, mu) (Figure 4)
+* ``figure20_error_rate_cdf.png``: CDFs of per-image error rates in noise (Figure 20)
+* ``figure10_optimal_curves.png``: the optimal curves for the data's dimension (Figure 10, top)
+* ``lp_robustness.png`` / ``lp_robustness.csv``: accuracy under PGD L-inf and L2 (Figure 6, bottom)
+* ``summary.json``: one row of headline numbers per model (DVC metrics)
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from errorset.config import Config
+from errorset.errors import ConfigError
+from errorset.jobs.analyze import SUMMARY as ANALYSIS_SUMMARY
+from errorset.jobs.analyze import TABLE as ANALYSIS_TABLE
+from errorset.jobs.analyze import read_table
+from errorset.jobs.attack import SUMMARY as ATTACK_SUMMARY
+from errorset.jobs.common import write_json
+from errorset.plots.style import save_figure
+
+
+@dataclass
+class ModelResults:
+    """What one result folder holds (None where a command has not been run)."""
+
+    label: str
+    folder: Path
+    noise: list[dict[str, float]] | None = None
+    clean_accuracy: float | None = None
+    analysis: dict[str, np.ndarray] | None = None
+    analysis_summary: dict[str, Any] | None = None
+    attack: dict[str, list[dict[str, float]]] | None = None
+
+
+def load_results(folder: Path, label: str) -> ModelResults:
+    r = ModelResults(label=label, folder=folder)
+    if (folder / "noise_accuracy.csv").is_file():
+        with open(folder / "noise_accuracy.csv", newline="") as f:
+            r.noise = [{k: float(v) for k, v in row.items()} for row in csv.DictReader(f)]
+    if (folder / "metrics.json").is_file():
+        r.clean_accuracy = json.loads((folder / "metrics.json").read_text()).get("clean_accuracy")
+    if (folder / ANALYSIS_TABLE).is_file():
+        r.analysis = read_table(folder / ANALYSIS_TABLE)
+    if (folder / ANALYSIS_SUMMARY).is_file():
+        r.analysis_summary = json.loads((folder / ANALYSIS_SUMMARY).read_text())
+    if (folder / ATTACK_SUMMARY).is_file():
+        data = json.loads((folder / ATTACK_SUMMARY).read_text())
+        r.attack = {k: v for k, v in data.items() if isinstance(v, list)}
+    return r
+
+
+def input_folders(cfg: Config) -> list[Path]:
+    if cfg.report.inputs:
+        return [Path(p) for p in cfg.report.inputs]
+    if not cfg.variants:
+        raise ConfigError("report.inputs: give the result folders to compare (params.yaml has no variants)")
+    return [Path("reports", name) for name in cfg.variants]
+
+
+def headline(r: ModelResults) -> dict[str, Any]:
+    """The numbers of one model that summary.json compares."""
+    row: dict[str, Any] = {"clean_accuracy": r.clean_accuracy}
+    if r.noise:
+        row["noise_accuracy"] = {f"{n['sigma']:g}": n["accuracy"] for n in r.noise}
+    if r.analysis_summary:
+        keys = (
+            "median_sigma_at_mu",
+            "median_nearest_distance",
+            "median_distance_ratio",
+            "median_eps_star",
+            "median_eps_star_over_bound",
+        )
+        row.update({k: r.analysis_summary.get(k) for k in keys})
+    if r.attack:
+        row["pgd_accuracy"] = {
+            norm: {f"{x['eps']:.4g}": x["accuracy"] for x in rows} for norm, rows in r.attack.items()
+        }
+    return row
+
+
+@dataclass
+class ReportResult:
+    run_id: str
+    output_dir: Path
+    figures: list[Path]
+    summary: dict[str, Any]
+
+
+def report(cfg: Config, *, progress: bool = True) -> ReportResult:
+    """Draw every comparison figure the input folders allow; write them and summary.json; log an MLflow run."""
+    from errorset.plots import measurements as figs
+    from errorset.plots.noise import plot_accuracy_in_noise
+
+    folders = input_folders(cfg)
+    missing = [str(f) for f in folders if not f.is_dir()]
+    if missing:
+        raise ConfigError(f"report.inputs: no such result folder(s): {', '.join(missing)}")
+    results = [load_results(f, f.name) for f in folders]
+    if not any(r.noise or r.analysis or r.attack for r in results):
+        raise ConfigError(
+            f"report.inputs: no results in {', '.join(map(str, folders))}; run evaluate, analyze or attack first"
+        )
+    out = Path(cfg.report.output_dir)
+    a = cfg.analyze
+    figures: dict[str, Any] = {}
+    noise = {r.label: r.noise for r in results if r.noise}
+    if noise:
+        figures["figure7_accuracy_in_noise.png"] = plot_accuracy_in_noise(
+            noise, title="Accuracy in Gaussian noise (Figure 7)"
+        )
+    analysed = [r for r in results if r.analysis is not None and r.analysis_summary]
+    if analysed:
+        series = {r.label: r.analysis for r in analysed}
+        s0 = analysed[0].analysis_summary or {}
+        mu, sigma, q = s0.get("mu", a.mu), s0.get("noisy_sigma", a.noisy.sigma), s0.get("noisy_q", a.noisy.q)
+        figures["figure2_sigma_vs_distance.png"] = figs.figure2(series, mu=mu, group_size=a.group_size)
+        figures["figure4_eps_star.png"] = figs.figure4(series, sigma=sigma, q=q, mu=mu)
+        rate_sigmas = sorted(
+            {
+                float(k.removeprefix("error_rate_sigma_"))
+                for r in analysed
+                for k in (r.analysis or {})
+                if k.startswith("error_rate_sigma_")
+            }
+        )
+        figures["figure20_error_rate_cdf.png"] = figs.figure20(series, rate_sigmas)
+        figures["figure10_optimal_curves.png"] = figs.figure10(a.optimal_sigmas, int(s0.get("dimension", 3072)))
+    attacked = {r.label: r.attack for r in results if r.attack}
+    if attacked:
+        figures["lp_robustness.png"] = figs.lp_robustness(attacked)
+        out.mkdir(parents=True, exist_ok=True)
+        with open(out / "lp_robustness.csv", "w", newline="") as f:
+            w = csv.writer(f)
+            w.writerow(["model", "norm", "eps", "accuracy"])
+            w.writerows(
+                [label, norm, x["eps"], x["accuracy"]]
+                for label, res in attacked.items()
+                for norm, rows in res.items()
+                for x in rows
+            )
+    summary = {r.label: headline(r) for r in results}
+    write_json(summary, out / "summary.json")
+    paths = [save_figure(fig, out / name) for name, fig in figures.items()]
+
+    from errorset import tracking
+
+    with tracking.start_run(cfg, run_name="report", tags={"errorset.job": "report"}) as run:
+        run.log_params({"report.inputs": json.dumps([str(f) for f in folders])})
+        for name, fig in figures.items():
+            run.log_figure(fig, name)
+        run.log_artifact(out / "summary.json")
+        if attacked:
+            run.log_artifact(out / "lp_robustness.csv")
+        return ReportResult(run_id=run.run_id, output_dir=out, figures=paths, summary=summary)

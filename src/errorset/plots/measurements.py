@@ -1,0 +1,206 @@
+"""The paper's figures of per-image measurements, one series per model.
+
+Every function takes ``{model label: per-image columns}`` (the columns of an
+``analysis.csv`` written by ``errorset analyze``, as NumPy arrays) and returns a
+matplotlib Figure.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING
+
+import numpy as np
+from scipy import special
+
+from errorset.plots.style import new_figure
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
+
+Columns = Mapping[str, np.ndarray]
+
+
+def _grouped(x: np.ndarray, y: np.ndarray, size: int) -> tuple[np.ndarray, ...]:
+    """Sort by x, cut into consecutive groups of ``size``; medians and 25/75 percentiles of both."""
+    order = np.argsort(x, kind="stable")
+    x, y = x[order], y[order]
+    groups = [slice(i, i + size) for i in range(0, len(x) - size + 1, size)] or [slice(0, len(x))]
+    stats = np.array([[np.percentile(v[g], p) for v in (x, y) for p in (50, 25, 75)] for g in groups if len(x[g])])
+    return tuple(stats.T) if len(stats) else tuple(np.empty(0) for _ in range(6))
+
+
+def figure2(series: Mapping[str, Columns], *, mu: float, group_size: int = 50) -> Figure:
+    """sigma(x0, mu) against d(x0, E) (Ford et al. 2019, Figure 2).
+
+    Points are groups of ``group_size`` correctly classified images sorted by
+    their distance to the nearest error: the median of each group, with bars
+    from the 25th to the 75th percentile in both directions. The dashed line is
+    what a linear model would give, ``d = -sigma Phi^-1(mu)``; points below it
+    have nearer errors than their error rate in noise implies for a linear model.
+    The histograms show both quantities over all images.
+    """
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(8.5, 6.5), layout="constrained")
+    grid = fig.add_gridspec(2, 2, width_ratios=(3, 1), height_ratios=(1, 3))
+    ax = fig.add_subplot(grid[1, 0])
+    top = fig.add_subplot(grid[0, 0], sharex=ax)
+    right = fig.add_subplot(grid[1, 1], sharey=ax)
+    t = -special.ndtri(mu)
+    largest = 0.0
+    for label, cols in series.items():
+        ok = cols["clean_correct"].astype(bool)
+        d, s = cols["nearest_distance"][ok], cols["sigma_at_mu"][ok]
+        if len(d) == 0:
+            continue
+        dm, d25, d75, sm, s25, s75 = _grouped(d, s, group_size)
+        ax.errorbar(
+            dm,
+            sm,
+            xerr=[dm - d25, d75 - dm],
+            yerr=[sm - s25, s75 - sm],
+            fmt="o",
+            ms=4,
+            capsize=2,
+            label=f"{label} ({len(d)} images)",
+        )
+        top.hist(d, bins=30, alpha=0.5)
+        right.hist(s, bins=30, alpha=0.5, orientation="horizontal")
+        largest = max(largest, float(np.percentile(d, 99)))
+    line = np.linspace(0, largest or 1.0, 50)
+    ax.plot(line, line / t, "k--", lw=1, label=f"linear model: d = {t:.2f} sigma")
+    ax.set_xlabel("d(x0, E): L2 distance to the nearest error found")
+    ax.set_ylabel(f"sigma(x0, {mu:g}): noise scale of a {mu:.0%} error rate")
+    ax.legend(fontsize=7)
+    ax.grid(alpha=0.3)
+    top.set_ylabel("images")
+    right.set_xlabel("images")
+    top.tick_params(labelbottom=False)
+    right.tick_params(labelleft=False)
+    fig.suptitle("Distance to the nearest error vs. error rate in noise (Figure 2)")
+    return fig
+
+
+def figure4(series: Mapping[str, Columns], *, sigma: float, q: float, mu: float) -> Figure:
+    """epsilon*_q against the error rate at sigma and against sigma(x0, mu) (Ford et al. 2019, Figure 4).
+
+    Left: each clean image's error rate under N(0, sigma^2 I) (x, log scale)
+    and the q-quantile of its noisy copies' distance to the nearest error (y);
+    the curve is the Gaussian isoperimetric bound ``sigma (Phi^-1(q) - Phi^-1(mu))``,
+    met with equality by half spaces. Right: the same epsilon*_q against
+    sigma(x0, mu), with the line a half-space error set would give.
+    """
+    fig, (left, right) = new_figure(2, width=5.0, height=4.0)
+    rates = np.logspace(-4, np.log10(0.5), 200)
+    left.plot(
+        rates,
+        np.maximum(0, sigma * (special.ndtri(q) - special.ndtri(rates))),
+        "k--",
+        lw=1,
+        label="isoperimetric bound",
+    )
+    largest = 0.0
+    for label, cols in series.items():
+        have = np.isfinite(cols["eps_star"])
+        if not have.any():
+            continue
+        eps = cols["eps_star"][have]
+        rate = np.clip(cols["noisy_error_rate"][have], 1e-4, None)
+        left.scatter(rate, eps, s=12, alpha=0.7, label=label)
+        right.scatter(cols["sigma_at_mu"][have], eps, s=12, alpha=0.7, label=label)
+        largest = max(largest, float(np.nanmax(cols["sigma_at_mu"][have])))
+    left.set_xscale("log")
+    left.set_xlabel(f"error rate in noise at sigma = {sigma:g} (floored at 1e-4)")
+    left.set_ylabel(f"epsilon*_{q:g}: distance of noisy points to the error set")
+    grid = np.linspace(0, largest or 1.0, 50)
+    # half space at distance d = -Phi^-1(mu) sigma(x0, mu): eps*_q = max(0, d + sigma Phi^-1(q))
+    right.plot(
+        grid,
+        np.maximum(0, -special.ndtri(mu) * grid + sigma * special.ndtri(q)),
+        "k--",
+        lw=1,
+        label="half-space error set",
+    )
+    right.set_xlabel(f"sigma(x0, {mu:g})")
+    for ax in (left, right):
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=7)
+    fig.suptitle(f"Noisy points and their nearest errors, sigma = {sigma:g} (Figure 4)")
+    return fig
+
+
+def figure20(series: Mapping[str, Columns], sigmas: Sequence[float]) -> Figure:
+    """Empirical CDF over test images of the per-image error rate in Gaussian noise (Figure 20).
+
+    One panel per sigma, one curve per model: a point (r, p) says that a
+    fraction p of the images have an error rate of at most r. Curves further
+    up and left mean fewer errors in noise.
+    """
+    fig, axes = new_figure(len(sigmas), width=3.8, height=3.4)
+    for ax, sigma in zip(axes, sigmas, strict=True):
+        for label, cols in series.items():
+            key = f"error_rate_sigma_{sigma:g}"
+            if key not in cols:
+                continue
+            r = np.sort(cols[key])
+            ax.step(r, np.arange(1, len(r) + 1) / len(r), where="post", label=label)
+        ax.set_xlim(0, 1)
+        ax.set_ylim(0, 1)
+        ax.set_title(f"sigma = {sigma:g}")
+        ax.set_xlabel("error rate in noise")
+        ax.grid(alpha=0.3)
+    axes[0].set_ylabel("fraction of images")
+    axes[0].legend(fontsize=7)
+    fig.suptitle("Per-image error rates in Gaussian noise (Figure 20)")
+    return fig
+
+
+def figure10(sigmas: Sequence[float], dimension: int) -> Figure:
+    """The optimal curves of Appendix F (Figure 10, top): how close errors must be, given an error rate.
+
+    Left: for each sigma, the distance ``-sigma Phi^-1(mu)`` from a point to a
+    half-space error set with error rate mu under N(0, sigma^2 I): by the
+    isoperimetric inequality no error set with that error rate can be farther
+    from the median noisy point. Right: the same distance relative to the
+    typical length ``sigma sqrt(n)`` of the noise in ``n = dimension``
+    dimensions -- errors at a few percent of the noise's size follow from
+    small error rates in noise.
+    """
+    fig, (left, right) = new_figure(2, width=4.8, height=3.8)
+    rates = np.logspace(-6, np.log10(0.5), 300)
+    t = -special.ndtri(rates)
+    for sigma in sigmas:
+        left.plot(rates, sigma * t, label=f"sigma = {sigma:g}")
+    right.plot(rates, t / np.sqrt(dimension), label=f"n = {dimension}")
+    for ax in (left, right):
+        ax.set_xscale("log")
+        ax.set_xlabel("error rate in noise mu")
+        ax.grid(alpha=0.3, which="both")
+        ax.legend(fontsize=7)
+    left.set_ylabel("largest possible distance to the error set")
+    right.set_ylabel("distance / (sigma sqrt(n))")
+    fig.suptitle("Optimal error-rate-to-distance curves (Appendix F, Figure 10)")
+    return fig
+
+
+def lp_robustness(results: Mapping[str, Mapping[str, Sequence[Mapping[str, float]]]]) -> Figure:
+    """Accuracy under PGD against eps, one panel per norm, one line per model (Figure 6, bottom).
+
+    Args:
+        results: model label -> norm -> rows of ``{"eps", "accuracy"}``.
+    """
+    norms = sorted({norm for per_model in results.values() for norm in per_model})
+    fig, axes = new_figure(max(1, len(norms)), width=4.2, height=3.4)
+    for ax, norm in zip(axes, norms, strict=False):
+        for label, per_model in results.items():
+            rows = per_model.get(norm, [])
+            ax.plot([r["eps"] for r in rows], [r["accuracy"] for r in rows], marker="o", ms=3, label=label)
+        ax.set_title(f"PGD, {'L-inf' if norm == 'linf' else 'L2'}")
+        ax.set_xlabel("eps ([0,1] pixel units)")
+        ax.set_ylim(0, 1)
+        ax.grid(alpha=0.3)
+    axes[0].set_ylabel("accuracy")
+    axes[0].legend(fontsize=7)
+    fig.suptitle("Robustness to worst-case Lp perturbations")
+    return fig
