@@ -72,6 +72,8 @@ def test_fractions_and_exponents_are_accepted_for_numbers():
 def test_one_set_argument_may_hold_several_pairs():
     raw = apply_overrides({}, ["train.mode=gaussian train.sigma_max=0.4", ""])
     assert raw == {"train": {"mode": "gaussian", "sigma_max": 0.4}}
+    raw = apply_overrides({}, ["sweep.space={train.sigma_max: {low: 0, high: 1}} sweep.n_trials=3"])
+    assert raw == {"sweep": {"space": {"train.sigma_max": {"low": 0, "high": 1}}, "n_trials": 3}}
 
 
 def test_unknown_key_lists_valid_keys():

@@ -47,6 +47,8 @@ def project(tmp_path: Path) -> Path:
     params["data"]["name"] = "digits"
     params["device"] = "cpu"
     params["tracking"]["experiment"] = f"dvc-{uuid.uuid4().hex[:8]}"
+    params["sweep"]["n_trials"] = 2
+    params["sweep"]["validation_images"] = 200
     (proj / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     git = ["git", "-c", "user.name=t", "-c", "user.email=t@t"]
     _run(["git", "init", "-q"], proj, _env())
@@ -65,6 +67,9 @@ def test_dvc_repro_runs_the_pipeline_and_records_everything(project: Path):
             assert f"Running stage '{stage}@{v}'" in out
         assert (project / "models" / v / "model.pt").is_file()
     assert "Running stage 'report'" in out
+    assert "Running stage 'sweep'" in out
+    sweep_summary = json.loads((project / "reports/sweep/summary.json").read_text())
+    assert sweep_summary["trials"]["complete"] == 2 and len(sweep_summary["pareto_front"]) >= 1
 
     lock = yaml.safe_load((project / "dvc.lock").read_text())
     (data_out,) = lock["stages"]["prepare"]["outs"]
@@ -83,6 +88,8 @@ def test_dvc_repro_runs_the_pipeline_and_records_everything(project: Path):
         "analyze": 4,
         "attack": 4,
         "report": 1,
+        "sweep": 1,
+        "sweep-trial": 2,
     }
     assert {r.data.tags["mlflow.runName"] for r in by_job["train"]} == {
         "digits/mlp/clean",

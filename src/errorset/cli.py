@@ -131,6 +131,19 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=_cmd_report)
 
     p = add(
+        "sweep",
+        "an Optuna study of training parameters against robustness objectives",
+        "Run (or join, or resume) the Optuna study sweep.study_name in sweep.storage: each trial trains a "
+        "model with parameters drawn from sweep.space (plus sweep.fixed), measures sweep.objectives on "
+        "sweep.validation_images held-out training images, and is an MLflow run nested under the sweep's "
+        "parent run. Stops when the study has sweep.n_trials completed or pruned trials. Several processes "
+        "(sweep.workers here, or more `errorset sweep` commands with other --worker numbers) share the "
+        "study. Writes summary.json, trials.csv and figures to sweep.output_dir.",
+    )
+    p.add_argument("--worker", type=int, default=0, help="this worker's number (its sampler seed is seed + N)")
+    p.set_defaults(func=_cmd_sweep)
+
+    p = add(
         "config",
         "print the resolved configuration",
         "Print the configuration every command would use (params file, overrides and profile applied).",
@@ -215,6 +228,24 @@ def _cmd_report(args: argparse.Namespace) -> int:
     for path in result.figures:
         print(f"figure: {path}")
     print(f"mlflow run id: {result.run_id}")
+    return 0
+
+
+def _cmd_sweep(args: argparse.Namespace) -> int:
+    from errorset.config import load_config
+    from errorset.jobs.sweep import sweep
+
+    path = args.params if args.params is not None else ("params.yaml" if Path("params.yaml").is_file() else None)
+    base = load_config(path, args.overrides, resolve_profile=False)
+    result = sweep(base, worker=args.worker, progress=not args.no_progress)
+    s = result.summary
+    print(f"study {s['study']}: " + ", ".join(f"{k} {v}" for k, v in s["trials"].items() if v))
+    for t in s.get("best") or s.get("pareto_front") or []:
+        values = ", ".join(f"{k} {v:.4f}" for k, v in t["values"].items())
+        params = ", ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in t["params"].items())
+        print(f"trial {t['number']}: {params}: {values}")
+    print(f"results: {result.output_dir}")
+    print(f"mlflow run id: {result.parent_run_id}")
     return 0
 
 

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import re
 import types
 import typing
 from collections.abc import Iterable, Mapping
@@ -111,6 +112,8 @@ class TrainConfig:
     subset: int | None = None
     #: test images used for the per-epoch test_accuracy; 0 = all
     test_images: int | None = None
+    #: training images held out (seeded) and never trained on, e.g. to select hyperparameters in a sweep
+    holdout: int = 0
     #: random flips and pad-4 crops; null = on for 3-channel 32x32 data
     flip_crop: bool | None = None
     #: mixed precision; null = on when training on CUDA
@@ -227,6 +230,61 @@ class ReportConfig:
 
 
 @dataclass
+class SweepPGDConfig:
+    """The attack of the ``pgd_accuracy`` objective."""
+
+    norm: str = "linf"
+    eps: float = 8 / 255
+    steps: int = 10
+
+
+@dataclass
+class SweepConfig:
+    """Optuna sweeps over training parameters (``errorset sweep``)."""
+
+    study_name: str = "errorset-sweep"
+    #: a database URL (sqlite:///..., postgresql://...) or an Optuna journal file (*.log, *.journal);
+    #: null = sqlite:///sweeps/optuna.db
+    storage: str | None = None
+    #: trials the study should end with (completed or pruned), over all workers
+    n_trials: int = 8
+    #: objective names (maximised), e.g. clean_accuracy, noise_accuracy, pgd_accuracy, median_sigma,
+    #: corruption_accuracy; several make a multi-objective study with a Pareto front
+    objectives: list[str] = field(default_factory=lambda: ["clean_accuracy", "noise_accuracy"])
+    #: search space: dotted config key -> {type: float|int|categorical, low, high, log, step, choices}
+    space: dict[str, Any] = field(
+        default_factory=lambda: {"train.sigma_max": {"type": "float", "low": 0.0, "high": 1.0}}
+    )
+    #: dotted config keys set for every trial
+    fixed: dict[str, Any] = field(default_factory=lambda: {"train.mode": "gaussian"})
+    #: training images held out from every trial's training; the objectives are measured on them
+    validation_images: int = 1000
+    #: epochs and training images of each trial; null = profile (cpu: 4 epochs on 5,000 images;
+    #: paper: the full recipe); sweep.fixed can set train.epochs and train.subset too
+    trial_epochs: int | None = None
+    trial_subset: int | None = None
+    #: single objective only: median (prune a trial below the median at the same epoch) or none
+    pruner: str = "median"
+    #: tpe or random
+    sampler: str = "tpe"
+    #: worker processes this command runs on the study (more can join with `errorset sweep`)
+    workers: int = 1
+    #: seconds between a running trial's heartbeats (database storage); a trial silent for twice as
+    #: long is failed and retried with the same parameters
+    heartbeat_interval: int = 60
+    #: retries of a trial whose worker died
+    max_retry: int = 2
+    #: noise_accuracy: the noise sigma ([0,1] pixel units)
+    noise_sigma: float = 0.1
+    #: median_sigma: the error rate mu of sigma(x0, mu), and noise samples per image
+    mu: float = 0.01
+    sigma_samples: int = 200
+    pgd: SweepPGDConfig = field(default_factory=SweepPGDConfig)
+    #: summary.json, trials.csv and figures go here
+    output_dir: str = "reports/sweep"
+
+
+@dataclass
 class TrackingConfig:
     experiment: str = "errorset"
     #: null = $MLFLOW_TRACKING_URI, else MLflow's default (sqlite:///mlflow.db)
@@ -251,6 +309,7 @@ class Config:
     analyze: AnalyzeConfig = field(default_factory=AnalyzeConfig)
     attack: AttackConfig = field(default_factory=AttackConfig)
     report: ReportConfig = field(default_factory=ReportConfig)
+    sweep: SweepConfig = field(default_factory=SweepConfig)
     tracking: TrackingConfig = field(default_factory=TrackingConfig)
     #: named training variants (used by dvc.yaml's foreach): name -> train overrides
     variants: dict[str, dict[str, Any]] = field(default_factory=dict)
@@ -379,11 +438,24 @@ def parse_override(text: str) -> tuple[str, Any]:
     return key, value
 
 
+_PAIR_START = re.compile(r"^[A-Za-z_][\w.\-]*=")
+
+
 def split_overrides(items: Iterable[str]) -> list[str]:
-    """Each item may hold several whitespace-separated KEY=VALUE pairs (MLproject passes one string)."""
+    """Each item may hold several whitespace-separated KEY=VALUE pairs (MLproject passes one string).
+
+    A word that does not start with ``KEY=`` continues the previous value, so
+    YAML values with spaces (``sweep.space={train.sigma_max: {low: 0, high: 1}}``) stay whole.
+    """
     out: list[str] = []
     for item in items:
-        out.extend(part for part in item.split() if part)
+        pairs: list[str] = []
+        for word in item.split():
+            if pairs and not _PAIR_START.match(word):
+                pairs[-1] = f"{pairs[-1]} {word}"
+            else:
+                pairs.append(word)
+        out.extend(pairs)
     return out
 
 

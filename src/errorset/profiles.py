@@ -55,6 +55,9 @@ class Profile:
     #: `errorset attack`: images and PGD steps
     attack_images: int
     attack_steps: int
+    #: `errorset sweep`: epochs and training images of each trial (None: the training recipe above)
+    sweep_epochs: int | None = None
+    sweep_subset: int | None = None
     #: default model per dataset
     models: dict[str, str] = field(default_factory=dict)
 
@@ -100,6 +103,8 @@ PROFILES: dict[str, Profile] = {
         noisy_steps=50,
         attack_images=200,
         attack_steps=20,
+        sweep_epochs=4,
+        sweep_subset=5000,
         models={"cifar10": "resnet8", "digits": "mlp", "imagefolder": "timm:resnet18"},
     ),
     "smoke": Profile(
@@ -121,6 +126,8 @@ PROFILES: dict[str, Profile] = {
         noisy_steps=10,
         attack_images=32,
         attack_steps=5,
+        sweep_epochs=1,
+        sweep_subset=256,
         models={"cifar10": "resnet8", "digits": "mlp", "imagefolder": "resnet8"},
     ),
 }
@@ -175,7 +182,12 @@ def apply_profile(cfg: Config) -> Config:
         steps=steps,
         step_ratio=pick(cfg.attack.step_ratio, 4 / steps if steps else None),
     )
-    return dataclasses.replace(cfg, train=train, model=model, eval=ev, analyze=analyze, attack=attack)
+    sweep = dataclasses.replace(
+        cfg.sweep,
+        trial_epochs=pick(cfg.sweep.trial_epochs, p.sweep_epochs),
+        trial_subset=pick(cfg.sweep.trial_subset, p.sweep_subset),
+    )
+    return dataclasses.replace(cfg, train=train, model=model, eval=ev, analyze=analyze, attack=attack, sweep=sweep)
 
 
 #: (eps, step_size) defaults per norm, in [0,1] pixel units: Madry et al.'s

@@ -202,14 +202,31 @@ def start_run(
     tags: Mapping[str, Any] | None = None,
     run_id: str | None = None,
     nested: bool = False,
+    parent_run_id: str | None = None,
 ) -> Iterator[Run]:
-    """Open (or, with ``run_id``, reopen) an MLflow run and close it with the right status."""
+    """Open (or, with ``run_id``, reopen) an MLflow run and close it with the right status.
+
+    Args:
+        nested: nest under the run active in this process.
+        parent_run_id: nest under this run, active or not, in this process or another
+            (how sweep workers put their trials under one parent).
+    """
     import mlflow
 
     configure(cfg)
-    if run_id is None and os.environ.get("MLFLOW_RUN_ID") and not nested:
+    if run_id is None and os.environ.get("MLFLOW_RUN_ID") and not nested and not parent_run_id:
         run_id = os.environ["MLFLOW_RUN_ID"]  # opened by `mlflow run`
-    active = mlflow.start_run(run_id=run_id, run_name=None if run_id else run_name, nested=nested)
+    if parent_run_id and run_id is None:
+        # An explicit parent: start in the parent's experiment, whatever is active in this process.
+        exp_id = mlflow.tracking.MlflowClient().get_run(parent_run_id).info.experiment_id
+        active = mlflow.start_run(
+            run_name=run_name,
+            experiment_id=exp_id,
+            tags={"mlflow.parentRunId": parent_run_id},
+            nested=mlflow.active_run() is not None,
+        )
+    else:
+        active = mlflow.start_run(run_id=run_id, run_name=None if run_id else run_name, nested=nested)
     run = Run(active.info.run_id)
     try:
         if tags:
@@ -225,6 +242,79 @@ def start_run(
         raise
     else:
         mlflow.end_run(status="FINISHED")
+
+
+def create_run(cfg: Config, *, run_name: str, tags: Mapping[str, Any] | None = None) -> str:
+    """Create a run in the configured experiment without making it active (e.g. a sweep's parent).
+
+    The run gets the config's parameters, ``config.yaml`` and the git commit; returns its id.
+    """
+    import mlflow
+    from mlflow.tracking import MlflowClient
+
+    configure(cfg)
+    exp = mlflow.get_experiment_by_name(cfg.tracking.experiment)
+    exp_id = exp.experiment_id if exp else mlflow.create_experiment(cfg.tracking.experiment)
+    all_tags = {"mlflow.runName": run_name, **{k: str(v) for k, v in (tags or {}).items()}}
+    commit = git_commit()
+    if commit:
+        all_tags.update({"mlflow.source.git.commit": commit.removesuffix("-dirty"), "git_commit": commit})
+    client = MlflowClient()
+    run_id = client.create_run(exp_id, tags=all_tags, run_name=run_name).info.run_id
+    from mlflow.entities import Param
+
+    params = [Param(k, v[:6000]) for k, v in config_params(cfg).items()]
+    for i in range(0, len(params), 100):  # MLflow takes at most 100 params per batch
+        client.log_batch(run_id, params=params[i : i + 100])
+    client.log_text(run_id, to_yaml(cfg), "config.yaml")
+    return run_id
+
+
+def run_exists(run_id: str) -> bool:
+    """True when ``run_id`` is a run of the tracking store that is not deleted."""
+    from mlflow.exceptions import MlflowException
+    from mlflow.tracking import MlflowClient
+
+    try:
+        return MlflowClient().get_run(run_id).info.lifecycle_stage == "active"
+    except MlflowException:
+        return False
+
+
+def delete_run(run_id: str) -> None:
+    from mlflow.tracking import MlflowClient
+
+    MlflowClient().delete_run(run_id)
+
+
+def set_tags(run_id: str, tags: Mapping[str, Any]) -> None:
+    """Set tags on any run, active or not."""
+    from mlflow.tracking import MlflowClient
+
+    client = MlflowClient()
+    for k, v in tags.items():
+        client.set_tag(run_id, k, str(v))
+
+
+def set_status(run_id: str, status: str, tags: Mapping[str, Any] | None = None) -> None:
+    """Set a run's final status (FINISHED, FAILED, KILLED) and tags, from any process."""
+    from mlflow.tracking import MlflowClient
+
+    set_tags(run_id, tags or {})
+    MlflowClient().set_terminated(run_id, status)
+
+
+@contextlib.contextmanager
+def reopen_run(cfg: Config, run_id: str, *, status: str = "FINISHED") -> Iterator[Run]:
+    """Reopen an existing run to log more to it, then end it with ``status``."""
+    import mlflow
+
+    configure(cfg)
+    mlflow.start_run(run_id=run_id, nested=mlflow.active_run() is not None)
+    try:
+        yield Run(run_id)
+    finally:
+        mlflow.end_run(status=status)
 
 
 def run_status(run_id: str) -> str:

@@ -46,6 +46,7 @@ def validate(cfg: Config) -> None:
         _require(t.lr_gamma > 0, "train.lr_gamma", "a number > 0", t.lr_gamma)
     if t.milestones is not None:
         _require(all(m >= 1 for m in t.milestones), "train.milestones", "epochs >= 1", t.milestones)
+    _require(t.holdout >= 0, "train.holdout", "an integer >= 0", t.holdout)
     for key in ("subset", "test_images"):
         v = getattr(t, key)
         if v is not None:

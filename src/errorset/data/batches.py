@@ -34,6 +34,23 @@ def seeded_subset(n: int, k: int, seed: int) -> torch.Tensor:
     return torch.randperm(n, generator=g)[:k].sort().values
 
 
+def holdout_split(n: int, k: int, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Sorted indices of a seeded held-out set of ``k`` of ``n`` items, and of the rest.
+
+    Training with ``train.holdout = k`` never sees the held-out images, so a
+    sweep can select hyperparameters on them instead of on the test set.
+    """
+    if k <= 0:
+        return torch.empty(0, dtype=torch.long), torch.arange(n)
+    if k >= n:
+        from errorset.errors import ConfigError
+
+        raise ConfigError(f"train.holdout: cannot hold out {k} of {n} training images")
+    g = torch.Generator().manual_seed(seed + 7919)  # independent of seeded_subset's draws
+    order = torch.randperm(n, generator=g)
+    return order[:k].sort().values, order[k:].sort().values
+
+
 def random_flip_crop(x: torch.Tensor, generator: torch.Generator, pad: int = 4) -> torch.Tensor:
     """Random horizontal flips and random crops after zero-padding by ``pad`` pixels.
 

@@ -3,20 +3,25 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import torch
 
 from errorset.config import Config, to_dict
-from errorset.data import file_md5, load_dataset, prepared_path, seeded_subset
+from errorset.data import file_md5, holdout_split, load_dataset, prepared_path, seeded_subset
 from errorset.errors import CheckpointError, TrainingDiverged
 from errorset.jobs.naming import run_name, train_output_dir
-from errorset.models import create_model, save_model
+from errorset.models import Classifier, create_model, save_model
 from errorset.runtime import make_generator, pick_device, seed_everything
 from errorset.train.checkpoint import TrainState
 from errorset.train.loop import Precision, accuracy, train_epoch
 from errorset.train.modes import MODES
+
+if TYPE_CHECKING:
+    from errorset import tracking
 
 log = logging.getLogger(__name__)
 
@@ -46,12 +51,34 @@ def _check_output_dir(cfg: Config, out: Path) -> None:
         )
 
 
-def train(cfg: Config, *, progress: bool = True) -> TrainResult:
+StartHook = Callable[["tracking.Run"], None]
+EpochHook = Callable[[int, Classifier, "tracking.Run"], None]
+FinishHook = Callable[[Classifier, "tracking.Run"], None]
+
+
+def train(
+    cfg: Config,
+    *,
+    progress: bool = True,
+    parent_run_id: str | None = None,
+    on_start: StartHook | None = None,
+    on_epoch_end: EpochHook | None = None,
+    on_finish: FinishHook | None = None,
+) -> TrainResult:
     """Train the configured model and log everything to MLflow.
 
     Writes ``<output_dir>/checkpoint.pt`` after every epoch and ``model.pt`` at
     the end. With ``train.resume`` the run continues from the checkpoint in the
     same MLflow run, so the finished run has every epoch logged exactly once.
+
+    Args:
+        parent_run_id: log the run nested under this MLflow run (sweep trials).
+        on_start: called as ``on_start(run)`` once the MLflow run is open.
+        on_epoch_end: called as ``on_epoch_end(epoch, model, run)`` after each
+            epoch is logged and checkpointed (e.g. to report to a pruner; an
+            exception it raises ends training and marks the run FAILED).
+        on_finish: called as ``on_finish(model, run)`` in the open run after
+            ``model.pt`` is written (e.g. to log more measurements).
     """
     t = cfg.train
     assert t.epochs is not None and t.batch_size is not None, "resolve the config first"
@@ -84,6 +111,8 @@ def train(cfg: Config, *, progress: bool = True) -> TrainResult:
     noise_gen = make_generator(cfg.seed + 2, device)
 
     x_train, y_train = data.tensors("train")
+    _, trainable = holdout_split(len(x_train), t.holdout, cfg.seed)
+    x_train, y_train = x_train[trainable], y_train[trainable]
     keep = seeded_subset(len(x_train), t.subset or 0, cfg.seed)
     x_train, y_train = x_train[keep], y_train[keep]
     x_test, y_test = data.tensors("test")
@@ -117,7 +146,10 @@ def train(cfg: Config, *, progress: bool = True) -> TrainResult:
         "profile": cfg.profile,
         "errorset.job": "train",
     }
-    with tracking.start_run(cfg, run_name=name, tags=tags, run_id=state.run_id if state else None) as run:
+    resume_id = state.run_id if state else None
+    with tracking.start_run(cfg, run_name=name, tags=tags, run_id=resume_id, parent_run_id=parent_run_id) as run:
+        if on_start is not None:
+            on_start(run)
         if state is None:
             run.log_config(cfg)
             run.log_params({"data.md5": data_md5, "data.train_images": len(x_train), "data.test_images": len(x_test)})
@@ -180,6 +212,8 @@ def train(cfg: Config, *, progress: bool = True) -> TrainResult:
                 stats.accuracy,
                 metrics["test_accuracy"],
             )
+            if on_epoch_end is not None:
+                on_epoch_end(epoch, model, run)
 
         model_path = save_model(
             model,
@@ -194,4 +228,6 @@ def train(cfg: Config, *, progress: bool = True) -> TrainResult:
         run.log_artifact(out / CHECKPOINT, "checkpoints")
         if cfg.tracking.log_model:
             run.log_model(model, x_test[:2].float().div(255))
+        if on_finish is not None:
+            on_finish(model, run)
         return TrainResult(run_id=run.run_id, output_dir=out, model_path=model_path, history=history)

@@ -1,0 +1,264 @@
+"""errorset sweep: Optuna studies on digits, nested MLflow runs, several workers, killed workers, bad input."""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+
+import optuna
+import pytest
+
+from errorset.config import load_config
+from errorset.errors import ConfigError, UnknownNameError
+from errorset.jobs.sweep import sweep
+from errorset.sweep.summary import dominates
+
+from .conftest import REPO, mlflow_client
+
+pytestmark = pytest.mark.filterwarnings("ignore::optuna.exceptions.ExperimentalWarning")
+
+
+def base_config(data_root: Path, workdir: Path, *overrides: str):
+    """An unresolved digits config for a quick study in its own storage and experiment."""
+    return load_config(
+        None,
+        [
+            "profile=smoke",
+            "data.name=digits",
+            f"data.root={data_root}",
+            "device=cpu",
+            f"tracking.experiment=sweep-{uuid.uuid4().hex[:8]}",
+            "tracking.log_model=false",
+            f"sweep.storage=sqlite:///{workdir / 'study.db'}",
+            "sweep.validation_images=200",
+            "sweep.trial_subset=0",
+            *overrides,
+        ],
+        resolve_profile=False,
+    )
+
+
+def child_runs(parent_id: str):
+    client = mlflow_client()
+    exp = client.get_run(parent_id).info.experiment_id
+    return client.search_runs([exp], filter_string=f"tags.mlflow.parentRunId = '{parent_id}'")
+
+
+def test_four_trial_study_logs_nested_runs_equal_to_the_study(data_root, workdir):
+    base = base_config(data_root, workdir, "sweep.n_trials=4")
+    result = sweep(base, progress=False)
+    study = optuna.load_study(study_name="errorset-sweep", storage=f"sqlite:///{workdir / 'study.db'}")
+    complete = [t for t in study.trials if t.state == optuna.trial.TrialState.COMPLETE]
+    assert len(complete) == 4 and len({t.params["train.sigma_max"] for t in complete}) == 4
+
+    parent = mlflow_client().get_run(result.parent_run_id)
+    assert parent.data.tags["errorset.job"] == "sweep" and parent.info.status == "FINISHED"
+    assert parent.data.params["sweep.n_trials"] == "4"
+    runs = {r.info.run_id: r for r in child_runs(result.parent_run_id)}
+    assert len(runs) == 4
+    for t in complete:
+        run = runs[t.user_attrs["mlflow_run_id"]]
+        assert run.info.status == "FINISHED"
+        assert float(run.data.params["train.sigma_max"]) == pytest.approx(t.params["train.sigma_max"])
+        assert run.data.params["train.mode"] == "gaussian" and run.data.params["train.holdout"] == "200"
+        assert run.data.metrics["objective/clean_accuracy"] == pytest.approx(t.values[0])
+        assert run.data.metrics["objective/noise_accuracy"] == pytest.approx(t.values[1])
+        assert run.data.tags["optuna.trial"] == str(t.number)
+
+    summary = json.loads((workdir / "reports/sweep/summary.json").read_text())
+    assert summary == json.loads(json.dumps(result.summary))
+    assert summary["trials"]["complete"] == 4
+    front = summary["pareto_front"]
+    values = {t.number: list(t.values) for t in complete}
+    # the reported Pareto set is non-dominated, and every other trial is dominated by one of it
+    for p in front:
+        assert not any(dominates(v, list(p["values"].values()), ["maximize"] * 2) for v in values.values())
+    others = set(values) - {p["number"] for p in front}
+    for n in others:
+        assert any(dominates(list(p["values"].values()), values[n], ["maximize"] * 2) for p in front)
+    with open(workdir / "reports/sweep/trials.csv") as f:
+        assert len(list(csv.DictReader(f))) == 4
+    artifacts = {a.path for a in mlflow_client().list_artifacts(result.parent_run_id)}
+    assert {"summary.json", "trials.csv", "pareto_front.png", "history.png", "objectives_vs_params.png"} <= artifacts
+
+    # re-running the finished study runs nothing and reports the same
+    again = sweep(base, progress=False)
+    assert again.parent_run_id == result.parent_run_id
+    assert len(optuna.load_study(study_name="errorset-sweep", storage=f"sqlite:///{workdir / 'study.db'}").trials) == 4
+
+
+def test_single_objective_reports_per_epoch_values_for_pruning(data_root, workdir):
+    base = base_config(
+        data_root, workdir, "sweep.n_trials=3", "sweep.objectives=[clean_accuracy]", "sweep.trial_epochs=3"
+    )
+    result = sweep(base, progress=False)
+    study = optuna.load_study(study_name="errorset-sweep", storage=f"sqlite:///{workdir / 'study.db'}")
+    finished = [t for t in study.trials if t.state.is_finished()]
+    assert len(finished) == 3
+    assert all(sorted(t.intermediate_values) == [0, 1, 2] for t in finished if t.state.name == "COMPLETE")
+    best = result.summary["best"][0]
+    assert best["values"]["clean_accuracy"] == pytest.approx(study.best_value)
+
+
+def _env() -> dict[str, str]:
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    for var in ("MLFLOW_RUN_ID", "MLFLOW_EXPERIMENT_ID"):
+        env.pop(var, None)
+    return env
+
+
+def _cli(base_args: list[str]) -> list[str]:
+    return [sys.executable, "-m", "errorset", "sweep", "--no-progress", "-q", *base_args]
+
+
+def _args(data_root: Path, workdir: Path, experiment: str, *overrides: str) -> list[str]:
+    sets = [
+        "profile=smoke",
+        "data.name=digits",
+        f"data.root={data_root}",
+        "device=cpu",
+        f"tracking.experiment={experiment}",
+        "tracking.log_model=false",
+        f"sweep.storage=sqlite:///{workdir / 'study.db'}",
+        "sweep.validation_images=200",
+        *overrides,
+    ]
+    return [arg for s in sets for arg in ("--set", s)]
+
+
+def test_two_workers_share_one_study(data_root, workdir):
+    experiment = f"sweep-{uuid.uuid4().hex[:8]}"
+    # trials of a few seconds, so that the second process joins before the first is done
+    args = _args(
+        data_root,
+        workdir,
+        experiment,
+        "sweep.n_trials=4",
+        "sweep.workers=2",
+        "sweep.trial_epochs=15",
+        "sweep.trial_subset=0",
+    )
+    done = subprocess.run(_cli(args), cwd=workdir, env=_env(), capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    study = optuna.load_study(study_name="errorset-sweep", storage=f"sqlite:///{workdir / 'study.db'}")
+    complete = [t for t in study.trials if t.state == optuna.trial.TrialState.COMPLETE]
+    assert len(complete) == 4
+    assert len({t.number for t in complete}) == 4
+    assert len({round(t.params["train.sigma_max"], 12) for t in complete}) == 4  # distinct samplers
+    # both processes ran trials, all nested under one parent
+    parent = study.user_attrs["mlflow_parent_run_id"]
+    runs = child_runs(parent)
+    assert {r.info.run_id for r in runs} >= {t.user_attrs["mlflow_run_id"] for t in complete}
+    assert {t.user_attrs["worker"] for t in complete} == {0, 1}
+
+
+def test_a_killed_worker_trial_is_failed_and_retried_by_the_rerun(data_root, workdir):
+    experiment = f"sweep-{uuid.uuid4().hex[:8]}"
+    storage = f"sqlite:///{workdir / 'study.db'}"
+    slow = _args(
+        data_root,
+        workdir,
+        experiment,
+        "sweep.n_trials=2",
+        "sweep.heartbeat_interval=1",
+        "sweep.trial_epochs=400",
+        "sweep.trial_subset=0",
+    )
+    proc = subprocess.Popen(_cli(slow), cwd=workdir, env=_env(), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    killed = None
+    deadline = time.time() + 120
+    while time.time() < deadline and killed is None:
+        time.sleep(0.5)
+        try:
+            study = optuna.load_study(study_name="errorset-sweep", storage=storage)
+        except KeyError:
+            continue
+        running = [t for t in study.trials if t.state.name == "RUNNING" and "mlflow_run_id" in t.user_attrs]
+        if running:
+            killed = running[0]
+            proc.send_signal(signal.SIGKILL)  # no chance to clean up: only the heartbeat tells
+    proc.wait(timeout=30)
+    assert killed is not None, "the worker never started a trial"
+    time.sleep(2.5)  # past the grace period of 2 heartbeats
+    # the same command, with short trials so that the test stays quick
+    fast = _args(
+        data_root, workdir, experiment, "sweep.n_trials=2", "sweep.heartbeat_interval=1", "sweep.trial_epochs=1"
+    )
+    rerun = subprocess.run(_cli(fast), cwd=workdir, env=_env(), capture_output=True, text=True, timeout=300)
+    assert rerun.returncode == 0, rerun.stderr
+    study = optuna.load_study(study_name="errorset-sweep", storage=storage)
+    by_number = {t.number: t for t in study.trials}
+    assert by_number[killed.number].state.name == "FAIL"
+    retries = [t for t in study.trials if t.system_attrs.get("failed_trial") == killed.number]
+    assert len(retries) == 1 and retries[0].state.name == "COMPLETE"
+    assert retries[0].params == killed.params
+    assert sum(t.state.name == "COMPLETE" for t in study.trials) == 2
+    assert mlflow_client().get_run(killed.user_attrs["mlflow_run_id"]).info.status == "FAILED"
+
+
+@pytest.mark.parametrize(
+    ("overrides", "error", "message"),
+    [
+        (
+            ["sweep.objectives=[accuracy_in_fog]"],
+            UnknownNameError,
+            r"sweep\.objectives: unknown objective 'accuracy_in_fog'; valid objectives: clean_accuracy",
+        ),
+        (["sweep.objectives=[]"], ConfigError, r"sweep\.objectives: expected at least one objective"),
+        (
+            ["sweep.space={train.sigma_max: {low: 1.0, high: 0.5}}"],
+            ConfigError,
+            r"sweep\.space\.train\.sigma_max: expected low < high, got low=1\.0, high=0\.5",
+        ),
+        (
+            ["sweep.space={train.sigma_max: {type: gaussian, low: 0, high: 1}}"],
+            ConfigError,
+            r"sweep\.space\.train\.sigma_max\.type: unknown type 'gaussian'; valid types: float, int, categorical",
+        ),
+        (
+            ["sweep.space={train.sigmamax: {low: 0, high: 1}}"],
+            ConfigError,
+            r"sweep\.space\.train\.sigmamax: not a config key",
+        ),
+        (
+            ["sweep.space={train.mode: {type: categorical}}"],
+            ConfigError,
+            r"sweep\.space\.train\.mode\.choices: expected a non-empty list",
+        ),
+        (
+            ["sweep.space={train.sigma_max: {low: -1, high: 1}}"],
+            ConfigError,
+            r"sweep\.space\.train\.sigma_max: the value -1\.0 gives an invalid config \(train\.sigma_max: expected",
+        ),
+        (["sweep.space={}"], ConfigError, r"sweep\.space: expected at least one parameter"),
+        (["sweep.space={seed: {low: 0, high: 9, type: int}}"], ConfigError, r"sweep\.space\.seed: every trial"),
+        (["sweep.pruner=hyperband"], ConfigError, r"sweep\.pruner: unknown pruner 'hyperband'; valid pruners"),
+        (["sweep.storage=/tmp/study.txt"], ConfigError, r"sweep\.storage: expected a database URL"),
+    ],
+)
+def test_bad_sweep_settings_fail_before_any_trial(data_root, workdir, overrides, error, message):
+    with pytest.raises(error, match=message):
+        sweep(base_config(data_root, workdir, *overrides), progress=False)
+    assert not (workdir / "reports").exists()
+
+
+def test_nested_overrides_of_the_space_work(data_root, workdir):
+    """`--set sweep.space.train.sigma_max.high=0.2` (and dvc exp run -S) edits one field of a flat entry."""
+    from errorset.sweep import parse_space
+
+    cfg = load_config(REPO / "params.yaml", ["sweep.space.train.sigma_max.high=0.2"])
+    (param,) = parse_space(cfg.sweep.space)
+    assert (param.key, param.low, param.high) == ("train.sigma_max", 0.0, 0.2)
+
+
+def test_a_study_remembers_its_objectives(data_root, workdir):
+    sweep(base_config(data_root, workdir, "sweep.n_trials=1", "sweep.objectives=[clean_accuracy]"), progress=False)
+    with pytest.raises(ConfigError, match=r"sweep\.objectives: study 'errorset-sweep' .* was made for objectives"):
+        sweep(base_config(data_root, workdir, "sweep.n_trials=1"), progress=False)
