@@ -118,7 +118,7 @@ def apply_profile(cfg: Config) -> Config:
     )
     model = dataclasses.replace(cfg.model, name=pick(cfg.model.name, p.models.get(cfg.data.name, "resnet8")))
     ev = dataclasses.replace(cfg.eval, n_images=pick(cfg.eval.n_images, p.eval_images))
-    return dataclasses.replace(cfg, train=train, model=model, eval=ev)
+    return _apply_corruptions_profile(dataclasses.replace(cfg, train=train, model=model, eval=ev))
 
 
 #: (eps, step_size) defaults per norm, in [0,1] pixel units: Madry et al.'s
@@ -137,3 +137,18 @@ def _resolve_adversarial(t):
         eps=a.eps if a.eps is not None else eps,
         step_size=a.step_size if a.step_size is not None else step,
     )
+
+
+# --- the corruption benchmark (errorset eval-corruptions / make-corruptions) ---------------
+
+#: test images per profile for the corruption benchmark (0 = all): 19 corruptions x 5 severities x
+#: 3 formats is 285 passes over them, so the cpu profile takes 500 (about a minute per variant
+#: on a 2-core CPU for resnet8); paper takes the whole test set.
+CORRUPTION_IMAGES: dict[str, int] = {"paper": 0, "cpu": 500, "smoke": 64}
+
+
+def _apply_corruptions_profile(cfg: Config) -> Config:
+    c = cfg.corruptions
+    if c.n_images is not None:
+        return cfg
+    return dataclasses.replace(cfg, corruptions=dataclasses.replace(c, n_images=CORRUPTION_IMAGES.get(cfg.profile, 0)))
