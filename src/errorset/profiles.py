@@ -142,9 +142,9 @@ def _resolve_adversarial(t):
 # --- the corruption benchmark (errorset eval-corruptions / make-corruptions) ---------------
 
 #: test images per profile for the corruption benchmark (0 = all): 19 corruptions x 5 severities x
-#: 3 formats is 285 passes over them, so the cpu profile takes 500 (about a minute per variant
+#: 3 formats is 285 passes over them, so the cpu profile takes 250 (one to two minutes per variant
 #: on a 2-core CPU for resnet8); paper takes the whole test set.
-CORRUPTION_IMAGES: dict[str, int] = {"paper": 0, "cpu": 500, "smoke": 64}
+CORRUPTION_IMAGES: dict[str, int] = {"paper": 0, "cpu": 250, "smoke": 64}
 
 
 def _apply_corruptions_profile(cfg: Config) -> Config:
