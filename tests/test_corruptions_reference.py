@@ -95,18 +95,22 @@ def reference_outputs(images: str, table: str, name: str, severity: int, repeats
     return np.stack([ic.corrupt(im, severity, name) for im in imgs]).astype(np.float64)
 
 
-#: CIFAR-10 images per comparison: corruptions whose effect varies most between images get more
-CIFAR_IMAGES = {"fog": 128, "motion_blur": 128, "frost": 128, "spatter": 256}
+#: CIFAR-10 images per comparison: deterministic corruptions need few; random ones whose effect varies
+#: most between images get more
+CIFAR_IMAGES = {"fog": 128, "motion_blur": 128, "frost": 128, "snow": 128, "spatter": 256}
 
 
 def _image_set(images: str, repeats: int = 1) -> np.ndarray:
     if images.startswith("cifar"):
         n = int(images.removeprefix("cifar") or 64)
         return np.concatenate([cifar_images(256)[:n]] * repeats)
-    return np.concatenate([photos_224()] * repeats)
+    n = int(images.removeprefix("photos") or 4)
+    return np.concatenate([photos_224()[:n]] * repeats)
 
 
 def _images_for(name: str, images: str) -> str:
+    if name in DETERMINISTIC:
+        return {"cifar": "cifar32", "photos": "photos2"}.get(images, images)
     return f"cifar{CIFAR_IMAGES.get(name, 64)}" if images == "cifar" else images
 
 
@@ -185,7 +189,7 @@ def test_random_corruptions_match_the_reference_statistics_on_cifar(name):
 )
 def test_random_corruptions_match_the_reference_statistics_on_photos(name):
     for severity in (1, 5):
-        diff = _relative_differences("photos", name, severity, RANDOM_STATS[name], repeats=3)
+        diff = _relative_differences("photos", name, severity, RANDOM_STATS[name], repeats=2)
         assert all(abs(v) <= 0.05 for v in diff.values()), f"{name} severity {severity}: {diff}"
 
 
@@ -229,19 +233,19 @@ def test_frost_differs_by_a_documented_amount():
     """Our frost is synthetic (the reference overlays photographs we do not copy).
 
     Measured here: the mean brightening and mean absolute change of the
-    images are within 10% of the reference's at every severity on CIFAR-10
+    images are within 10% of the reference's at severities 1, 3, 5 on CIFAR-10
     images (the choice among 6 frost sheets makes them vary from image to
     image); our crystals are finer, so the images' gradient energy is up to
     25% higher. On ImageNet-sized photographs the change is within 20%.
     """
     worst = {"mad": 0.0, "mean_shift": 0.0, "gradient": 0.0}
-    for severity in SEVERITIES:
+    for severity in (1, 3, 5):
         diff = _relative_differences("cifar", "frost", severity, ("mad", "mean_shift", "gradient"))
         for k, v in diff.items():
             worst[k] = max(worst[k], abs(v))
     assert worst["mad"] <= 0.10 and worst["mean_shift"] <= 0.10, worst
     assert worst["gradient"] <= 0.30, worst
-    photo = [_relative_differences("photos", "frost", s, ("mad",), repeats=3)["mad"] for s in (1, 3, 5)]
+    photo = [_relative_differences("photos", "frost", s, ("mad",), repeats=3)["mad"] for s in (1, 5)]
     assert abs(float(np.mean(photo))) <= 0.20, photo
 
 
@@ -258,7 +262,7 @@ def test_spatter_water_differs_by_a_documented_amount():
     corruptions).
     """
     for severity in (2, 3):
-        diff = _relative_differences("photos", "spatter", severity, ("mad",), repeats=3)["mad"]
+        diff = _relative_differences("photos", "spatter", severity, ("mad",), repeats=2)["mad"]
         assert abs(diff) <= 0.10, (severity, diff)
     for severity, tolerance in ((1, 0.30), (2, 0.10), (3, 0.10)):
         diff = _relative_differences("cifar", "spatter", severity, ("mad",))["mad"]

@@ -113,7 +113,9 @@ def resolve_baseline(cfg: Config, reports: Path = Path("reports")) -> Corruption
     )
 
 
-def _released_table(cfg: Config, model: torch.nn.Module, names: list[str], classes: list[str], progress: bool):
+def _released_table(
+    cfg: Config, model: torch.nn.Module, names: list[str], classes: list[str], progress: bool
+) -> dict[str, dict[int, float]]:
     """Accuracy on the released files at ``corruptions.released`` (CIFAR-10-C folder or ImageNet-C tree)."""
     root = Path(cfg.corruptions.released or "")
     c = cfg.corruptions
@@ -188,7 +190,9 @@ def summary_rows(results: CorruptionResults) -> list[dict[str, Any]]:
     return rows
 
 
-def gallery_images(x: torch.Tensor, names: list[str], severities: list[int], table: str, seed: int):
+def gallery_images(
+    x: torch.Tensor, names: list[str], severities: list[int], table: str, seed: int
+) -> tuple[torch.Tensor, dict[str, list[torch.Tensor]]]:
     """One image (float (C, H, W)) and its corrupted versions per corruption and severity."""
     image = x.float() / 255 if x.dtype == torch.uint8 else x.float()
     batch = image[None]

@@ -134,15 +134,19 @@ def local_shuffle(x: torch.Tensor, delta: int, iterations: int, offsets: torch.T
     a = torch.as_tensor(rows, device=dev)
     b = torch.as_tensor(cols, device=dev)
     p = (h - delta - a) * w + (w - delta - b)  # flat target of every visit, in time order
-    flat = x.permute(0, 2, 3, 1).reshape(n, h * w, c).clone()
-    batch = torch.arange(n, device=dev)[:, None]
+    # all images' pixels as rows of one (N * H * W, C) table; visits as row indices, time-major
+    table = x.permute(0, 2, 3, 1).reshape(n * h * w, c).clone()
+    base = torch.arange(n, device=dev)[None, :] * (h * w)  # (1, N)
+    targets = (p[:, None] + base).contiguous()  # (V, N)
+    order = a * (w - 2 * delta) + b  # visits in time order, as indices into the (a, b) grid
+    flat_offsets = (offsets[..., 0] * w + offsets[..., 1]).reshape(n, iterations, -1)
     for it in range(iterations):
-        off = offsets[:, it, a, b]  # (N, V, 2), time order
-        q = p[None, :] + off[..., 0] * w + off[..., 1]
+        shift = flat_offsets[:, it].index_select(1, order)  # (N, V), time order
+        sources = (targets + shift.T).contiguous()  # (V, N)
         for s in range(len(bounds) - 1):
             lo, hi = int(bounds[s]), int(bounds[s + 1])
-            flat[:, p[lo:hi]] = flat[batch, q[:, lo:hi]]
-    return flat.reshape(n, h, w, c).permute(0, 3, 1, 2).contiguous()
+            table.index_copy_(0, targets[lo:hi].view(-1), table.index_select(0, sources[lo:hi].view(-1)))
+    return table.reshape(n, h, w, c).permute(0, 3, 1, 2).contiguous()
 
 
 @register("glass_blur", "blur", random=True, chunk_scale=8)

@@ -20,7 +20,7 @@ around them):
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -188,7 +188,7 @@ def evaluate_corruptions(
 @torch.no_grad()
 def released_accuracy(
     model: nn.Module,
-    load: Any,
+    load: Callable[[str, int], tuple[torch.Tensor, torch.Tensor]],
     corruptions: Sequence[str],
     severities: Sequence[int] = (1, 2, 3, 4, 5),
     *,

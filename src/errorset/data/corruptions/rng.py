@@ -37,7 +37,7 @@ differs from a CPU generator's with the same seed.
 from __future__ import annotations
 
 import zlib
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import torch
 
@@ -124,7 +124,13 @@ class ImageRNG:
     def __len__(self) -> int:
         return self.n
 
-    def _draw(self, shape: Sequence[int], stream: int, dtype: torch.dtype, fill) -> torch.Tensor:
+    def _draw(
+        self,
+        shape: Sequence[int],
+        stream: int,
+        dtype: torch.dtype,
+        fill: Callable[[torch.Tensor, torch.Generator], object],
+    ) -> torch.Tensor:
         shape = tuple(int(s) for s in shape)
         per = 1
         for s in shape:
@@ -148,5 +154,12 @@ class ImageRNG:
         return self._draw(shape, stream, self.dtype, lambda t, g: t.normal_(mean, std, generator=g))
 
     def integers(self, low: int, high: int, shape: Sequence[int], stream: int) -> torch.Tensor:
-        """(N, *shape) independent integers uniform in [low, high) (int64)."""
-        return self._draw(shape, stream, torch.int64, lambda t, g: t.random_(low, high, generator=g))
+        """(N, *shape) independent integers uniform in [low, high) (int64; ranges below 2^20).
+
+        Drawn as ``low + floor(u * (high - low))`` from float64 uniforms (torch's
+        integer sampler is several times slower per number).
+        """
+        if not 0 < high - low < 1 << 20:
+            raise ValueError(f"integers: range [{low}, {high}) is empty or too large")
+        u = self._draw(shape, stream, torch.float64, lambda t, g: t.uniform_(0.0, 1.0, generator=g))
+        return (u * (high - low)).floor_().clamp_(max=high - low - 1).to(torch.int64) + low
