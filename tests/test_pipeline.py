@@ -63,11 +63,11 @@ def test_dvc_repro_runs_the_pipeline_and_records_everything(project: Path):
     out = _run([str(BIN / "dvc"), "repro"], project, env).stdout
     variants = ["clean", "gaussian-0.1", "gaussian-0.4", "adversarial"]
     for v in variants:
-        for stage in ("train", "evaluate", "analyze", "attack"):
+        for stage in ("train", "evaluate", "analyze", "attack", "eval_corruptions"):
             assert f"Running stage '{stage}@{v}'" in out
         assert (project / "models" / v / "model.pt").is_file()
-    assert "Running stage 'report'" in out
-    assert "Running stage 'sweep'" in out
+    for stage in ("report", "sweep", "make_corruptions", "compare_corruptions"):
+        assert f"Running stage '{stage}'" in out
     sweep_summary = json.loads((project / "reports/sweep/summary.json").read_text())
     assert sweep_summary["trials"]["complete"] == 2 and len(sweep_summary["pareto_front"]) >= 1
 
@@ -88,6 +88,8 @@ def test_dvc_repro_runs_the_pipeline_and_records_everything(project: Path):
         "analyze": 4,
         "attack": 4,
         "report": 1,
+        "eval-corruptions": 4,
+        "compare-corruptions": 1,
         "sweep": 1,
         "sweep-trial": 2,
     }
@@ -111,6 +113,13 @@ def test_dvc_repro_runs_the_pipeline_and_records_everything(project: Path):
         assert json.loads((project / "reports" / v / "attack.json").read_text())["steps"] == 5
     summary = json.loads((project / "reports/summary/summary.json").read_text())
     assert set(summary) == set(variants)
+    # every variant under the corruptions, in memory, stored, and from the CIFAR-10-C-format files; mCE vs clean
+    compared = json.loads((project / "reports/corruptions/metrics.json").read_text())
+    formats = ("memory", "png", "jpeg", "released")
+    assert set(compared) == {f"{v}/{f}" for v in variants for f in formats}
+    assert all(compared[f"clean/{f}"]["mce"] == pytest.approx(100.0) for f in formats)
+    for v in variants:
+        assert 0.0 < compared[f"{v}/memory"]["all"] < compared[f"{v}/memory"]["clean"]
     assert (project / "reports/summary/figure2_sigma_vs_distance.png").stat().st_size > 10_000
 
     assert "Data and pipelines are up to date" in _run([str(BIN / "dvc"), "status"], project, env).stdout

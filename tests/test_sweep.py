@@ -15,14 +15,20 @@ from pathlib import Path
 import optuna
 import pytest
 
-from errorset.config import load_config
+from errorset.config import load_config, resolve
+from errorset.data.corruptions.evaluate import evaluate_corruptions, summarize
 from errorset.errors import ConfigError, UnknownNameError
 from errorset.jobs.sweep import sweep
+from errorset.models import load_model
+from errorset.sweep.run import held_out
 from errorset.sweep.summary import dominates
 
 from .conftest import REPO, mlflow_client
 
 pytestmark = pytest.mark.filterwarnings("ignore::optuna.exceptions.ExperimentalWarning")
+
+NOISE = ["gaussian_noise", "shot_noise", "impulse_noise"]
+BLUR = ["defocus_blur", "glass_blur", "motion_blur", "zoom_blur"]
 
 
 def base_config(data_root: Path, workdir: Path, *overrides: str):
@@ -69,8 +75,21 @@ def test_four_trial_study_logs_nested_runs_equal_to_the_study(data_root, workdir
         assert float(run.data.params["train.sigma_max"]) == pytest.approx(t.params["train.sigma_max"])
         assert run.data.params["train.mode"] == "gaussian" and run.data.params["train.holdout"] == "200"
         assert run.data.metrics["objective/clean_accuracy"] == pytest.approx(t.values[0])
-        assert run.data.metrics["objective/noise_accuracy"] == pytest.approx(t.values[1])
+        assert run.data.metrics["objective/corruption_accuracy"] == pytest.approx(t.values[1])
         assert run.data.tags["optuna.trial"] == str(t.number)
+
+    # the default corruption objective is the mean accuracy under noise, blur, fog and contrast at severities
+    # 1-5 on the held-out images, the same corrupted images for every trial: recompute it for one trial
+    cfg = resolve(base)
+    x_val, y_val = held_out(cfg)
+    trial = complete[0]
+    model = load_model(trial.user_attrs["model_path"])
+    expected = evaluate_corruptions(
+        model, x_val, y_val, corruptions=[*NOISE, *BLUR, "fog", "contrast"], formats=["memory"], seed=cfg.seed
+    )
+    assert len(expected.accuracy["memory"]) == 9
+    assert summarize(expected.accuracy["memory"]).mean == pytest.approx(trial.values[1])
+    assert trial.values[1] < trial.values[0]  # corruptions cost accuracy
 
     summary = json.loads((workdir / "reports/sweep/summary.json").read_text())
     assert summary == json.loads(json.dumps(result.summary))
@@ -212,6 +231,17 @@ def test_a_killed_worker_trial_is_failed_and_retried_by_the_rerun(data_root, wor
             r"sweep\.objectives: unknown objective 'accuracy_in_fog'; valid objectives: clean_accuracy",
         ),
         (["sweep.objectives=[]"], ConfigError, r"sweep\.objectives: expected at least one objective"),
+        (
+            ["sweep.corruptions.names=[noise, fgo]"],
+            UnknownNameError,
+            r"sweep\.corruptions\.names\[1\]: unknown corruption or family 'fgo'; valid families: noise, blur",
+        ),
+        (
+            ["sweep.corruptions.severities=[0, 3]"],
+            ConfigError,
+            r"sweep\.corruptions\.severities\[0\]: expected an integer from 1 to 5, got 0",
+        ),
+        (["sweep.corruptions.format=webp"], ConfigError, r"sweep\.corruptions\.format: unknown format 'webp'"),
         (
             ["sweep.space={train.sigma_max: {low: 1.0, high: 0.5}}"],
             ConfigError,

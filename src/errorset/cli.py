@@ -143,6 +143,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--worker", type=int, default=0, help="this worker's number (its sampler seed is seed + N)")
     p.set_defaults(func=_cmd_sweep)
 
+    _add_corruption_commands(add)
+
     p = add(
         "config",
         "print the resolved configuration",
@@ -246,6 +248,71 @@ def _cmd_sweep(args: argparse.Namespace) -> int:
         print(f"trial {t['number']}: {params}: {values}")
     print(f"results: {result.output_dir}")
     print(f"mlflow run id: {result.parent_run_id}")
+    return 0
+
+
+# --- the corruption benchmark -------------------------------------------------------
+
+
+def _add_corruption_commands(add: Callable[[str, str, str], argparse.ArgumentParser]) -> None:
+    p = add(
+        "eval-corruptions",
+        "accuracy under the 19 common corruptions, in memory and after PNG / JPEG storage",
+        "Evaluate corruptions.checkpoint (default eval.checkpoint, else <train.output_dir>/model.pt) on "
+        "corruptions.n_images test images under every corruption (corruptions.names, default all 19) at "
+        "corruptions.severities, with the CIFAR-10-C or ImageNet-C constants (corruptions.table), each "
+        "batch fed to the model in every corruptions.formats (memory, png, jpeg) and, with "
+        "corruptions.released, from released files. Writes metrics.json, accuracy.json, accuracy.csv, "
+        "summary.csv, heatmap.png and gallery.png to corruptions.output_dir and logs an MLflow run "
+        "(metrics corruption/<name>/<severity>, corruption/<name>, corruption/all, ...).",
+    )
+    p.set_defaults(func=_cmd_eval_corruptions)
+
+    p = add(
+        "make-corruptions",
+        "write a CIFAR-10-C-format folder of the test set under the corruptions",
+        "Corrupt the same corruptions.n_images test images that eval-corruptions uses, at severities "
+        "1-5, with generator seed `seed`, and write <corruption>.npy (uint8, 5 n x H x W x C) and "
+        "labels.npy to corruptions.make_dir (default <data.root>/<data.name>-c), as CIFAR-10-C is released.",
+    )
+    p.set_defaults(func=_cmd_make_corruptions)
+
+    p = add(
+        "compare-corruptions",
+        "compare eval-corruptions results of several models (default: every variant)",
+        "Read the eval-corruptions results in corruptions.compare (default reports/<variant>/corruptions "
+        "for every variant), compute mCE relative to corruptions.baseline, write comparison.csv, "
+        "metrics.json and bars.png to corruptions.compare_dir, and log an MLflow run with the bar chart.",
+    )
+    p.set_defaults(func=_cmd_compare_corruptions)
+
+
+def _cmd_eval_corruptions(args: argparse.Namespace) -> int:
+    from errorset.jobs.eval_corruptions import METRIC_PREFIX, eval_corruptions
+
+    result = eval_corruptions(load_args_config(args), progress=not args.no_progress)
+    m = result.metrics
+    parts = [f"{fmt}: {m[f'{p}/all']:.4f}" for fmt, p in METRIC_PREFIX.items() if f"{p}/all" in m]
+    print(f"accuracy under corruptions (All, without gaussian_noise) {'; '.join(parts)}")
+    print(f"results: {result.output_dir}")
+    print(f"mlflow run id: {result.run_id}")
+    return 0
+
+
+def _cmd_make_corruptions(args: argparse.Namespace) -> int:
+    from errorset.jobs.make_corruptions import make_corruptions
+
+    path = make_corruptions(load_args_config(args), progress=not args.no_progress)
+    print(f"wrote a CIFAR-10-C-format set: {path}")
+    return 0
+
+
+def _cmd_compare_corruptions(args: argparse.Namespace) -> int:
+    from errorset.jobs.eval_corruptions import compare_corruptions
+
+    result = compare_corruptions(load_args_config(args), progress=not args.no_progress)
+    print(f"comparison: {result.output_dir}")
+    print(f"mlflow run id: {result.run_id}")
     return 0
 
 

@@ -239,6 +239,20 @@ class SweepPGDConfig:
 
 
 @dataclass
+class SweepCorruptionsConfig:
+    """The corruptions of the ``corruption_accuracy`` objective (a subset keeps trials cheap)."""
+
+    #: corruptions or families (noise, blur, weather, digital: their benchmark corruptions);
+    #: null = the 15 benchmark corruptions
+    names: list[str] | None = field(default_factory=lambda: ["noise", "blur", "fog", "contrast"])
+    severities: list[int] = field(default_factory=lambda: [1, 2, 3, 4, 5])
+    #: severity constants: auto (cifar10 up to 64 px, else imagenet) | cifar10 | imagenet
+    table: str = "auto"
+    #: how the corrupted images reach the model: memory | png | jpeg (at corruptions.jpeg_quality)
+    format: str = "memory"
+
+
+@dataclass
 class SweepConfig:
     """Optuna sweeps over training parameters (``errorset sweep``)."""
 
@@ -250,7 +264,7 @@ class SweepConfig:
     n_trials: int = 8
     #: objective names (maximised), e.g. clean_accuracy, noise_accuracy, pgd_accuracy, median_sigma,
     #: corruption_accuracy; several make a multi-objective study with a Pareto front
-    objectives: list[str] = field(default_factory=lambda: ["clean_accuracy", "noise_accuracy"])
+    objectives: list[str] = field(default_factory=lambda: ["clean_accuracy", "corruption_accuracy"])
     #: search space: dotted config key -> {type: float|int|categorical, low, high, log, step, choices}
     space: dict[str, Any] = field(
         default_factory=lambda: {"train.sigma_max": {"type": "float", "low": 0.0, "high": 1.0}}
@@ -280,8 +294,46 @@ class SweepConfig:
     mu: float = 0.01
     sigma_samples: int = 200
     pgd: SweepPGDConfig = field(default_factory=SweepPGDConfig)
+    corruptions: SweepCorruptionsConfig = field(default_factory=SweepCorruptionsConfig)
     #: summary.json, trials.csv and figures go here
     output_dir: str = "reports/sweep"
+
+
+@dataclass
+class CorruptionsConfig:
+    """The common-corruption benchmark: ``errorset eval-corruptions``, ``make-corruptions``, ``compare-corruptions``."""
+
+    #: model.pt to evaluate; null = eval.checkpoint, else <train output dir>/model.pt
+    checkpoint: str | None = None
+    #: corruptions to evaluate or make; null = all 19 (the 15 benchmark corruptions and the 4 extra)
+    names: list[str] | None = None
+    severities: list[int] = field(default_factory=lambda: [1, 2, 3, 4, 5])
+    #: severity constants: auto (cifar10 for images up to 64 pixels, else imagenet) | cifar10 | imagenet
+    table: str = "auto"
+    #: how corrupted images reach the model: memory (floats) | png (8-bit, lossless) | jpeg (jpeg_quality)
+    formats: list[str] = field(default_factory=lambda: ["memory", "png", "jpeg"])
+    #: JPEG quality of the jpeg format (85: the released ImageNet-C files)
+    jpeg_quality: int = 85
+    #: test images (a seeded subset, the same for every model); 0 = all; null = profile
+    n_images: int | None = None
+    batch_size: int = 250
+    #: released files evaluated as the extra format "released": a CIFAR-10-C folder (<corruption>.npy,
+    #: labels.npy; its first n_images) or an ImageNet-C tree (<corruption>/<severity>/<class>/*.JPEG)
+    released: str | None = None
+    #: mCE baseline: an accuracy.json of eval-corruptions (or its folder), or a variant name
+    #: (its results in <reports>/<variant>/corruptions); null = no mCE
+    baseline: str | None = None
+    #: the test image shown in the gallery figure (index into the evaluated images)
+    gallery_index: int = 0
+    #: eval-corruptions writes here; null = <eval output dir>/corruptions
+    output_dir: str | None = None
+    #: make-corruptions writes a CIFAR-10-C-format folder here; null = <data.root>/<data.name>-c
+    make_dir: str | None = None
+    #: compare-corruptions: result folders (or accuracy.json files) to compare; null = reports/<variant>/corruptions
+    #: for every variant in `variants`
+    compare: list[str] | None = None
+    #: compare-corruptions writes here
+    compare_dir: str = "reports/corruptions"
 
 
 @dataclass
@@ -311,6 +363,7 @@ class Config:
     report: ReportConfig = field(default_factory=ReportConfig)
     sweep: SweepConfig = field(default_factory=SweepConfig)
     tracking: TrackingConfig = field(default_factory=TrackingConfig)
+    corruptions: CorruptionsConfig = field(default_factory=CorruptionsConfig)
     #: named training variants (used by dvc.yaml's foreach): name -> train overrides
     variants: dict[str, dict[str, Any]] = field(default_factory=dict)
 

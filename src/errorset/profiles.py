@@ -187,7 +187,8 @@ def apply_profile(cfg: Config) -> Config:
         trial_epochs=pick(cfg.sweep.trial_epochs, p.sweep_epochs),
         trial_subset=pick(cfg.sweep.trial_subset, p.sweep_subset),
     )
-    return dataclasses.replace(cfg, train=train, model=model, eval=ev, analyze=analyze, attack=attack, sweep=sweep)
+    cfg = dataclasses.replace(cfg, train=train, model=model, eval=ev, analyze=analyze, attack=attack, sweep=sweep)
+    return _apply_corruptions_profile(cfg)
 
 
 #: (eps, step_size) defaults per norm, in [0,1] pixel units: Madry et al.'s
@@ -206,3 +207,18 @@ def _resolve_adversarial(t):
         eps=a.eps if a.eps is not None else eps,
         step_size=a.step_size if a.step_size is not None else step,
     )
+
+
+# --- the corruption benchmark (errorset eval-corruptions / make-corruptions) ---------------
+
+#: test images per profile for the corruption benchmark (0 = all): 19 corruptions x 5 severities x
+#: 3 formats is 285 passes over them, so the cpu profile takes 250 (one to two minutes per variant
+#: on a 2-core CPU for resnet8); paper takes the whole test set.
+CORRUPTION_IMAGES: dict[str, int] = {"paper": 0, "cpu": 250, "smoke": 64}
+
+
+def _apply_corruptions_profile(cfg: Config) -> Config:
+    c = cfg.corruptions
+    if c.n_images is not None:
+        return cfg
+    return dataclasses.replace(cfg, corruptions=dataclasses.replace(c, n_images=CORRUPTION_IMAGES.get(cfg.profile, 0)))

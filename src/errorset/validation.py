@@ -112,6 +112,34 @@ def validate(cfg: Config) -> None:
     if img.image_size is not None:
         _require(img.image_size >= 1, "data.imagefolder.image_size", "an integer >= 1", img.image_size)
 
+    _validate_corruptions(cfg)
+
+
+def _validate_corruptions(cfg: Config) -> None:
+    """The ``corruptions`` group (the corruption benchmark)."""
+    from errorset.data.corruptions import expand_corruptions
+    from errorset.data.corruptions.formats import FORMATS
+
+    c = cfg.corruptions
+    if c.names is not None:
+        _require(len(c.names) > 0, "corruptions.names", "a non-empty list of corruptions, or null for all 19", c.names)
+        expand_corruptions(c.names, "corruptions.names")
+    _require(len(c.severities) > 0, "corruptions.severities", "a non-empty list of integers 1-5", c.severities)
+    _require(all(1 <= s <= 5 for s in c.severities), "corruptions.severities", "integers from 1 to 5", c.severities)
+    if c.table not in ("auto", "cifar10", "imagenet"):
+        raise ConfigError(
+            f"corruptions.table: unknown severity table {c.table!r}; valid tables: auto, cifar10, imagenet"
+        )
+    _require(len(c.formats) > 0, "corruptions.formats", f"a non-empty list of {', '.join(FORMATS)}", c.formats)
+    for i, f in enumerate(c.formats):
+        if f not in FORMATS:
+            raise ConfigError(f"corruptions.formats[{i}]: unknown format {f!r}; valid formats: {', '.join(FORMATS)}")
+    _require(1 <= c.jpeg_quality <= 100, "corruptions.jpeg_quality", "an integer from 1 to 100", c.jpeg_quality)
+    if c.n_images is not None:
+        _require(c.n_images >= 0, "corruptions.n_images", "an integer >= 0 (0 = all)", c.n_images)
+    _require(c.batch_size >= 1, "corruptions.batch_size", "an integer >= 1", c.batch_size)
+    _require(c.gallery_index >= 0, "corruptions.gallery_index", "an integer >= 0", c.gallery_index)
+
 
 def _is_device(text: str) -> bool:
     import torch

@@ -55,12 +55,15 @@ class TrainedModel:
         }
 
 
-def load_trained(cfg: Config, checkpoint: str | None, images: int, *, progress: bool = True) -> TrainedModel:
+def load_trained(
+    cfg: Config, checkpoint: str | None, images: int, *, progress: bool = True, parameter: str = "checkpoint"
+) -> TrainedModel:
     """Load ``checkpoint`` (default ``<train output dir>/model.pt``) and a seeded subset of ``images`` test images.
 
     The returned config takes ``profile``, ``model`` and ``train`` from the
     model file, so the run's parameters describe the model measured and runs of
-    different variants compare side by side in the MLflow UI.
+    different variants compare side by side in the MLflow UI. ``parameter``
+    names the setting that chose the checkpoint in error messages.
     """
     path = Path(checkpoint) if checkpoint else train_output_dir(cfg) / "model.pt"
     payload: dict[str, Any] = read_model_file(path)
@@ -71,7 +74,7 @@ def load_trained(cfg: Config, checkpoint: str | None, images: int, *, progress: 
     data = load_dataset(cfg.data, progress=progress)
     if tuple(model.input_shape) != data.input_shape or model.num_classes != data.num_classes:
         raise ConfigError(
-            f"checkpoint: {path} was trained on {model.input_shape} images with {model.num_classes} "
+            f"{parameter}: {path} was trained on {model.input_shape} images with {model.num_classes} "
             f"classes, but data.name={cfg.data.name} has {data.input_shape} images and {data.num_classes}"
         )
     x, y = data.tensors("test")

@@ -6,7 +6,8 @@ All are maximised:
 ``noise_accuracy``       accuracy under Gaussian noise of ``sweep.noise_sigma`` (one draw)
 ``pgd_accuracy``         accuracy under PGD (``sweep.pgd``: norm, eps, steps)
 ``median_sigma``         median sigma(x0, ``sweep.mu``) ([0,1] pixel units; 0 for misclassified images)
-``corruption_accuracy``  mean accuracy under the common corruptions (needs ``errorset.data.corruptions``)
+``corruption_accuracy``  mean accuracy under the common corruptions ``sweep.corruptions`` (names or
+                         families, severities, table, storage format)
 """
 
 from __future__ import annotations
@@ -68,12 +69,33 @@ def _median_sigma(model, x, y, cfg, generator) -> float:
     return float(sigma_at_error_rate(model, x, y, s.mu, s.sigma_samples, generator=generator).median())
 
 
+def corruption_names(cfg: Config) -> list[str]:
+    """The corruptions of ``sweep.corruptions.names`` (families expanded; null = the 15 benchmark ones)."""
+    from errorset.data.corruptions import BENCHMARK_CORRUPTIONS, expand_corruptions
+
+    names = cfg.sweep.corruptions.names
+    return list(BENCHMARK_CORRUPTIONS) if names is None else expand_corruptions(names, "sweep.corruptions.names")
+
+
 def _corruption(model, x, y, cfg, generator) -> float:
-    raise ConfigError(
-        "sweep.objectives: corruption_accuracy needs the corruption benchmark (errorset.data.corruptions), "
-        "which this installation does not have; choose among clean_accuracy, noise_accuracy, pgd_accuracy, "
-        "median_sigma"
+    from errorset.data.corruptions import resolve_table
+    from errorset.data.corruptions.evaluate import evaluate_corruptions, summarize
+
+    c = cfg.sweep.corruptions
+    # corrupted with the run's seed, not the trial's generator: every trial sees the same corrupted images
+    results = evaluate_corruptions(
+        model,
+        x,
+        y,
+        corruptions=corruption_names(cfg),
+        severities=c.severities,
+        formats=[c.format],
+        table=resolve_table(c.table, max(x.shape[2:])),
+        seed=cfg.seed,
+        batch_size=cfg.corruptions.batch_size,
+        jpeg_quality=cfg.corruptions.jpeg_quality,
     )
+    return summarize(results.accuracy[c.format]).mean
 
 
 _register(Objective("clean_accuracy", _clean))
@@ -83,11 +105,25 @@ _register(Objective("median_sigma", _median_sigma))
 _register(Objective("corruption_accuracy", _corruption, per_epoch=False))
 
 
-def available(name: str) -> None:
-    """Raise a clear error now if objective ``name`` cannot be measured in this installation."""
-    OBJECTIVES.check(name)
-    if name == "corruption_accuracy":
-        try:
-            import errorset.data.corruptions  # noqa: F401
-        except ImportError:
-            _corruption(None, None, None, None, None)
+def check_settings(cfg: Config) -> None:
+    """Raise one clear error now if an objective of ``sweep.objectives`` is unknown or its settings are wrong."""
+    for name in cfg.sweep.objectives:
+        OBJECTIVES.check(name)
+    if "corruption_accuracy" in cfg.sweep.objectives:
+        from errorset.data.corruptions import check_severity
+        from errorset.data.corruptions.formats import FORMATS
+
+        c = cfg.sweep.corruptions
+        corruption_names(cfg)
+        if not c.severities:
+            raise ConfigError("sweep.corruptions.severities: expected a non-empty list of integers 1-5")
+        for i, s in enumerate(c.severities):
+            check_severity(s, f"sweep.corruptions.severities[{i}]")
+        if c.table not in ("auto", "cifar10", "imagenet"):
+            raise ConfigError(
+                f"sweep.corruptions.table: unknown severity table {c.table!r}; valid tables: auto, cifar10, imagenet"
+            )
+        if c.format not in FORMATS:
+            raise ConfigError(
+                f"sweep.corruptions.format: unknown format {c.format!r}; valid formats: {', '.join(FORMATS)}"
+            )

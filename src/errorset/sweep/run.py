@@ -26,7 +26,7 @@ import torch
 
 from errorset.config import Config, resolve
 from errorset.errors import ConfigError, TrainingDiverged
-from errorset.sweep.objectives import OBJECTIVES, Objective, available
+from errorset.sweep.objectives import OBJECTIVES, Objective, check_settings
 from errorset.sweep.space import Param, check_space, parse_fixed, parse_space, trial_config
 from errorset.sweep.storage import describe, open_storage
 
@@ -81,8 +81,7 @@ def _check_settings(cfg: Config) -> None:
         raise ConfigError("sweep.objectives: expected at least one objective name")
     if len(set(s.objectives)) != len(s.objectives):
         raise ConfigError(f"sweep.objectives: each objective once, got {s.objectives}")
-    for name in s.objectives:
-        available(name)
+    check_settings(cfg)
     if s.pruner not in PRUNERS:
         raise ConfigError(f"sweep.pruner: unknown pruner {s.pruner!r}; valid pruners: {', '.join(PRUNERS)}")
     if s.sampler not in SAMPLERS:

@@ -1,0 +1,166 @@
+"""Images per second of every corruption: errorset (CPU, and GPU when there is one) against the reference.
+
+    python benchmarks/corruptions.py --out benchmarks/results/corruptions.json
+
+For each image size (32x32 and 224x224 by default) and each of the 19
+corruptions, times all 5 severities on one batch with errorset's batched
+torch code, and on a few images, one by one, with the reference package
+``imagecorruptions`` (``pip install imagecorruptions-imaug``) when it is
+installed. Both use the ImageNet-C constants (the reference has no others).
+Writes a JSON file with images/s per corruption, the ratios, and the whole
+suite's throughput (images/s for one image through all 19 corruptions,
+i.e. ``1 / sum(1 / images_per_second)``) and ratio.
+
+Images: the real CIFAR-10 copy (``--cifar``, default ``../shared/datasets/cifar10-jpeg.tar.gz``)
+when it exists, upsampled with a box filter to the larger sizes; else
+smooth random images (the timings barely depend on the content).
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import json
+import platform
+import tarfile
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+REPO = Path(__file__).resolve().parents[1]
+DEFAULT_CIFAR = REPO.parent / "shared" / "datasets" / "cifar10-jpeg.tar.gz"
+
+
+def load_images(n: int, size: int, cifar: Path, seed: int = 0) -> np.ndarray:
+    """``n`` uint8 (n, size, size, 3) images: CIFAR-10 test images (resized), else smooth noise."""
+    from PIL import Image
+
+    rng = np.random.default_rng(seed)
+    if cifar.is_file():
+        images = []
+        with tarfile.open(cifar) as tf:
+            for m in tf:
+                if m.isfile() and m.name.startswith("test/") and m.name.endswith(".jpg"):
+                    f = tf.extractfile(m)
+                    assert f is not None
+                    images.append(Image.open(io.BytesIO(f.read())).convert("RGB"))
+                    if len(images) >= n:
+                        break
+        out = [np.asarray(im.resize((size, size), Image.BOX) if size != 32 else im) for im in images]
+        return np.stack(out)
+    base = rng.integers(0, 256, (n, 8, 8, 3), dtype=np.uint8)
+    return np.stack([np.asarray(Image.fromarray(b).resize((size, size), Image.BICUBIC)) for b in base])
+
+
+def time_ours(x: torch.Tensor, name: str, repeats: int) -> float:
+    """Images per second of errorset's ``corrupt`` over severities 1-5 on the batch ``x``."""
+    from errorset.data.corruptions import corrupt
+
+    def run(batch: torch.Tensor) -> None:
+        for s in range(1, 6):
+            corrupt(batch, name, s, "imagenet", torch.Generator().manual_seed(s))
+        if batch.device.type == "cuda":
+            torch.cuda.synchronize()
+
+    run(x[:4])  # warm-up: cached matrices, kernels
+    best = float("inf")
+    for _ in range(repeats):
+        t = time.perf_counter()
+        run(x)
+        best = min(best, time.perf_counter() - t)
+    return 5 * x.shape[0] / best
+
+
+def time_reference(images: np.ndarray, name: str) -> float:
+    """Images per second of ``imagecorruptions.corrupt`` over severities 1-5, image by image."""
+    from imagecorruptions import corrupt as reference
+
+    np.random.seed(0)
+    reference(images[0], 1, name)  # warm-up (numba compiles glass blur)
+    t = time.perf_counter()
+    for s in range(1, 6):
+        for im in images:
+            reference(im, s, name)
+    return 5 * len(images) / (time.perf_counter() - t)
+
+
+def suite(ips: dict[str, float]) -> float:
+    """Images per second of one image through every corruption: 1 / sum of seconds per image."""
+    return 1.0 / sum(1.0 / v for v in ips.values())
+
+
+def main(argv: list[str] | None = None) -> dict[str, Any]:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--sizes", type=int, nargs="+", default=[32, 224])
+    p.add_argument("--images", type=int, nargs="+", default=[512, 16], help="batch size for errorset, per size")
+    p.add_argument("--ref-images", type=int, nargs="+", default=[40, 4], help="images for the reference, per size")
+    p.add_argument("--repeats", type=int, default=2, help="timed runs of errorset per corruption (best kept)")
+    p.add_argument(
+        "--threads", type=int, default=1, help="torch CPU threads (default 1: one core, as the reference uses)"
+    )
+    p.add_argument("--corruptions", nargs="+", default=None, help="subset of corruptions (default: all 19)")
+    p.add_argument("--no-reference", action="store_true", help="skip the reference package")
+    p.add_argument("--cifar", type=Path, default=DEFAULT_CIFAR)
+    p.add_argument("--out", type=Path, default=REPO / "benchmarks" / "results" / "corruptions.json")
+    args = p.parse_args(argv)
+
+    from errorset.data.corruptions import ALL_CORRUPTIONS
+
+    torch.set_num_threads(args.threads)
+    names = args.corruptions or list(ALL_CORRUPTIONS)
+    try:
+        import imagecorruptions  # noqa: F401
+
+        have_reference = not args.no_reference
+    except ImportError:
+        have_reference = False
+    devices = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
+    result: dict[str, Any] = {
+        "command": "python benchmarks/corruptions.py " + " ".join(argv or []),
+        "machine": {
+            "cpu": platform.processor() or platform.machine(),
+            "torch_threads": torch.get_num_threads(),
+            "gpu": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
+            "torch": torch.__version__,
+        },
+        "table": "imagenet",
+        "severities": [1, 2, 3, 4, 5],
+        "sizes": {},
+    }
+    for i, size in enumerate(args.sizes):
+        n = args.images[min(i, len(args.images) - 1)]
+        n_ref = args.ref_images[min(i, len(args.ref_images) - 1)]
+        images = load_images(max(n, n_ref), size, args.cifar)
+        x_cpu = torch.from_numpy(images[:n]).permute(0, 3, 1, 2).float().div(255).contiguous()
+        entry: dict[str, Any] = {"batch": n, "reference_images": n_ref if have_reference else 0, "corruptions": {}}
+        for name in names:
+            row: dict[str, float] = {}
+            for dev in devices:
+                row[f"errorset_{dev}"] = time_ours(x_cpu.to(dev), name, args.repeats)
+            if have_reference:
+                row["reference"] = time_reference(images[:n_ref], name)
+                for dev in devices:
+                    row[f"ratio_{dev}"] = row[f"errorset_{dev}"] / row["reference"]
+            entry["corruptions"][name] = row
+            print(f"{size:>4} {name:<18} " + "  ".join(f"{k} {v:9.1f}" for k, v in row.items()), flush=True)
+        whole: dict[str, float] = {}
+        for dev in devices:
+            whole[f"errorset_{dev}"] = suite({k: v[f"errorset_{dev}"] for k, v in entry["corruptions"].items()})
+        if have_reference:
+            whole["reference"] = suite({k: v["reference"] for k, v in entry["corruptions"].items()})
+            for dev in devices:
+                whole[f"ratio_{dev}"] = whole[f"errorset_{dev}"] / whole["reference"]
+        entry["suite"] = whole
+        print(f"{size:>4} {'whole suite':<18} " + "  ".join(f"{k} {v:9.2f}" for k, v in whole.items()), flush=True)
+        result["sizes"][str(size)] = entry
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(result, indent=2) + "\n")
+    print(f"wrote {args.out}")
+    return result
+
+
+if __name__ == "__main__":
+    main()

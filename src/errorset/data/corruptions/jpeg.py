@@ -1,0 +1,271 @@
+"""A baseline JPEG encode-decode round trip in torch, batched, on any device.
+
+It follows what Pillow does with libjpeg(-turbo)'s defaults for an RGB image,
+step by step in integer arithmetic: JFIF YCbCr conversion in 16-bit fixed
+point, 4:2:0 chroma subsampling (2x2 means with libjpeg's alternating
+rounding bias), the IJG quality scaling of the Annex K quantisation tables
+(``force_baseline``), libjpeg's "islow" integer DCT (``jfdctint.c``, 13-bit
+constants, two passes), quantisation rounding halves away from zero, the
+"islow" inverse DCT (``jidctint.c``), "fancy" (triangular) chroma upsampling
+and fixed-point YCbCr-to-RGB conversion. The tests find it equal to Pillow's
+output at every quality they try.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable
+
+import numpy as np
+import torch
+
+#: ITU T.81 Annex K, table K.1 (luminance) and K.2 (chrominance), row-major
+LUMA_TABLE = (
+    16, 11, 10, 16, 24, 40, 51, 61,
+    12, 12, 14, 19, 26, 58, 60, 55,
+    14, 13, 16, 24, 40, 57, 69, 56,
+    14, 17, 22, 29, 51, 87, 80, 62,
+    18, 22, 37, 56, 68, 109, 103, 77,
+    24, 35, 55, 64, 81, 104, 113, 92,
+    49, 64, 78, 87, 103, 121, 120, 101,
+    72, 92, 95, 98, 112, 100, 103, 99,
+)  # fmt: skip
+CHROMA_TABLE = (
+    17, 18, 24, 47, 99, 99, 99, 99,
+    18, 21, 26, 66, 99, 99, 99, 99,
+    24, 26, 56, 99, 99, 99, 99, 99,
+    47, 66, 99, 99, 99, 99, 99, 99,
+    99, 99, 99, 99, 99, 99, 99, 99,
+    99, 99, 99, 99, 99, 99, 99, 99,
+    99, 99, 99, 99, 99, 99, 99, 99,
+    99, 99, 99, 99, 99, 99, 99, 99,
+)  # fmt: skip
+
+
+def quant_table(base: tuple[int, ...], quality: int) -> np.ndarray:
+    """libjpeg's ``jpeg_set_quality(quality, force_baseline=TRUE)`` scaling of a base table (8 x 8)."""
+    q = min(max(int(quality), 1), 100)
+    scale = 5000 // q if q < 50 else 200 - 2 * q
+    t = (np.asarray(base, dtype=np.int64) * scale + 50) // 100
+    return np.clip(t, 1, 255).reshape(8, 8)
+
+
+_FIX = lambda v: int(v * 65536 + 0.5)
+_HALF = 1 << 15
+
+
+def _rgb_to_ycc(rgb: torch.Tensor) -> torch.Tensor:
+    """int32 (N, 3, H, W) 0..255 -> int32 YCbCr, as libjpeg's ``rgb_ycc_convert``."""
+    r, g, b = rgb[:, 0], rgb[:, 1], rgb[:, 2]
+    off = (128 << 16) + _HALF - 1
+    y = (_FIX(0.299) * r + _FIX(0.587) * g + _FIX(0.114) * b + _HALF) >> 16
+    cb = (-_FIX(0.16874) * r - _FIX(0.33126) * g + _FIX(0.5) * b + off) >> 16
+    cr = (_FIX(0.5) * r - _FIX(0.41869) * g - _FIX(0.08131) * b + off) >> 16
+    return torch.stack([y, cb, cr], dim=1)
+
+
+def _ycc_to_rgb(ycc: torch.Tensor) -> torch.Tensor:
+    """int32 YCbCr -> int32 RGB 0..255, as libjpeg's ``ycc_rgb_convert``."""
+    y, cb, cr = ycc[:, 0], ycc[:, 1] - 128, ycc[:, 2] - 128
+    r = y + ((_FIX(1.402) * cr + _HALF) >> 16)
+    g = y + ((-_FIX(0.34414) * cb + _HALF - _FIX(0.71414) * cr) >> 16)
+    b = y + ((_FIX(1.772) * cb + _HALF) >> 16)
+    return torch.stack([r, g, b], dim=1).clamp_(0, 255)
+
+
+def _downsample(c: torch.Tensor) -> torch.Tensor:
+    """2x2 means with libjpeg's bias (1, 2, 1, 2, ... along a row), int32 (N, H, W) with even H, W."""
+    s = c[:, 0::2, 0::2] + c[:, 0::2, 1::2] + c[:, 1::2, 0::2] + c[:, 1::2, 1::2]
+    bias = torch.ones(s.shape[-1], dtype=s.dtype, device=s.device)
+    bias[1::2] = 2
+    return (s + bias) >> 2
+
+
+def _fancy_upsample(c: torch.Tensor) -> torch.Tensor:
+    """libjpeg's ``h2v2_fancy_upsample`` (triangular filter, edges repeated), int32 (N, h, w) -> (N, 2h, 2w)."""
+    up = torch.cat([c[:, :1], c[:, :-1]], dim=1)
+    down = torch.cat([c[:, 1:], c[:, -1:]], dim=1)
+    rows = torch.stack([3 * c + up, 3 * c + down], dim=2).flatten(1, 2)  # column sums, (N, 2h, w)
+    left = torch.cat([rows[..., :1], rows[..., :-1]], dim=2)
+    right = torch.cat([rows[..., 1:], rows[..., -1:]], dim=2)
+    even = (3 * rows + left + 8) >> 4
+    odd = (3 * rows + right + 7) >> 4
+    return torch.stack([even, odd], dim=3).flatten(2, 3)
+
+
+# --- libjpeg's integer DCT ("islow": jfdctint.c, jidctint.c) -------------------------------------
+
+CONST_BITS = 13
+PASS1_BITS = 2
+_C = {  # FIX(x) = round(x * 2^13)
+    "0_298631336": 2446,
+    "0_390180644": 3196,
+    "0_541196100": 4433,
+    "0_765366865": 6270,
+    "0_899976223": 7373,
+    "1_175875602": 9633,
+    "1_501321110": 12299,
+    "1_847759065": 15137,
+    "1_961570560": 16069,
+    "2_053119869": 16819,
+    "2_562915447": 20995,
+    "3_072711026": 25172,
+}
+
+
+def _odd_part(t0: torch.Tensor, t1: torch.Tensor, t2: torch.Tensor, t3: torch.Tensor) -> tuple[torch.Tensor, ...]:
+    """The shared odd part of jfdctint.c and jidctint.c (inputs 7, 5, 3, 1 in the inverse's naming)."""
+    z1, z2, z3, z4 = t0 + t3, t1 + t2, t0 + t2, t1 + t3
+    z5 = (z3 + z4) * _C["1_175875602"]
+    t0 = t0 * _C["0_298631336"]
+    t1 = t1 * _C["2_053119869"]
+    t2 = t2 * _C["3_072711026"]
+    t3 = t3 * _C["1_501321110"]
+    z1 = z1 * -_C["0_899976223"]
+    z2 = z2 * -_C["2_562915447"]
+    z3 = z3 * -_C["1_961570560"] + z5
+    z4 = z4 * -_C["0_390180644"] + z5
+    return t0 + z1 + z3, t1 + z2 + z4, t2 + z2 + z3, t3 + z1 + z4
+
+
+Descale = Callable[[torch.Tensor, int], torch.Tensor]
+
+
+def _fdct_pass(d: list[torch.Tensor], first: bool, descale: Descale) -> list[torch.Tensor]:
+    """One pass of ``jpeg_fdct_islow`` over the 8 samples ``d`` along one axis."""
+    tmp0, tmp7 = d[0] + d[7], d[0] - d[7]
+    tmp1, tmp6 = d[1] + d[6], d[1] - d[6]
+    tmp2, tmp5 = d[2] + d[5], d[2] - d[5]
+    tmp3, tmp4 = d[3] + d[4], d[3] - d[4]
+    tmp10, tmp13 = tmp0 + tmp3, tmp0 - tmp3
+    tmp11, tmp12 = tmp1 + tmp2, tmp1 - tmp2
+    if first:
+        o0, o4 = (tmp10 + tmp11) * (1 << PASS1_BITS), (tmp10 - tmp11) * (1 << PASS1_BITS)
+        shift = CONST_BITS - PASS1_BITS
+    else:
+        o0, o4 = descale(tmp10 + tmp11, PASS1_BITS), descale(tmp10 - tmp11, PASS1_BITS)
+        shift = CONST_BITS + PASS1_BITS
+    z1 = (tmp12 + tmp13) * _C["0_541196100"]
+    o2 = descale(z1 + tmp13 * _C["0_765366865"], shift)
+    o6 = descale(z1 - tmp12 * _C["1_847759065"], shift)
+    r7, r5, r3, r1 = _odd_part(tmp4, tmp5, tmp6, tmp7)
+    return [o0, descale(r1, shift), o2, descale(r3, shift), o4, descale(r5, shift), o6, descale(r7, shift)]
+
+
+def _idct_pass(c: list[torch.Tensor], shift: int, descale: Descale) -> list[torch.Tensor]:
+    """One pass of ``jpeg_idct_islow`` over the 8 (dequantised) coefficients ``c`` along one axis."""
+    z1 = (c[2] + c[6]) * _C["0_541196100"]
+    tmp2 = z1 - c[6] * _C["1_847759065"]
+    tmp3 = z1 + c[2] * _C["0_765366865"]
+    tmp0 = (c[0] + c[4]) * (1 << CONST_BITS)
+    tmp1 = (c[0] - c[4]) * (1 << CONST_BITS)
+    tmp10, tmp13 = tmp0 + tmp3, tmp0 - tmp3
+    tmp11, tmp12 = tmp1 + tmp2, tmp1 - tmp2
+    o0, o1, o2, o3 = _odd_part(c[7], c[5], c[3], c[1])
+    return [
+        descale(tmp10 + o3, shift),
+        descale(tmp11 + o2, shift),
+        descale(tmp12 + o1, shift),
+        descale(tmp13 + o0, shift),
+        descale(tmp13 - o0, shift),
+        descale(tmp12 - o1, shift),
+        descale(tmp11 - o2, shift),
+        descale(tmp10 - o3, shift),
+    ]
+
+
+@functools.lru_cache(maxsize=4)
+def pass_matrix(kind: str) -> np.ndarray:
+    """One islow pass as an (8, 8) matrix: output ``k`` is ``round_half_up(M[k] @ x)``.
+
+    Every output of a pass is an integer combination of its 8 inputs divided
+    by a power of two and rounded (libjpeg's DESCALE), with no rounding in
+    between; so the pass is a matrix product followed by rounding. ``M``
+    holds the integer weights already divided by each output's power of two,
+    which float64 represents exactly, as it does every product and sum here
+    (all below 2^40): the matrix product gives libjpeg's integers exactly,
+    whatever the order of summation.
+    """
+    eye = [torch.eye(8, dtype=torch.float64)[j] for j in range(8)]
+    scale = lambda v, n: v * (1.0 / (1 << n))
+    if kind == "fdct1":
+        cols = _fdct_pass(eye, True, scale)
+    elif kind == "fdct2":
+        cols = _fdct_pass(eye, False, scale)
+    elif kind == "idct1":
+        cols = _idct_pass(eye, CONST_BITS - PASS1_BITS, scale)
+    else:
+        cols = _idct_pass(eye, CONST_BITS + PASS1_BITS + 3, scale)
+    return torch.stack(cols).numpy()  # row k: output k's weights on inputs 0..7
+
+
+def _along_rows(blocks: torch.Tensor, m: torch.Tensor) -> torch.Tensor:
+    """One islow pass along the last axis of (B, 8, 8) blocks: one matrix product, then rounding."""
+    return torch.floor(blocks.reshape(-1, 8) @ m.T + 0.5).reshape(blocks.shape)
+
+
+def _along_columns(blocks: torch.Tensor, m: torch.Tensor) -> torch.Tensor:
+    """One islow pass along the middle axis of (B, 8, 8) blocks."""
+    return _along_rows(blocks.transpose(1, 2).contiguous(), m).transpose(1, 2)
+
+
+def _code_plane(p: torch.Tensor, table: np.ndarray) -> torch.Tensor:
+    """Encode and decode one int32 plane (N, H, W) (H, W multiples of 8); returns decoded int32 0..255."""
+    n, h, w = p.shape
+    dev = p.device
+
+    def mat(kind: str) -> torch.Tensor:
+        return torch.as_tensor(pass_matrix(kind), dtype=torch.float64, device=dev)
+
+    q = torch.as_tensor(table, dtype=torch.float64, device=dev)  # (8, 8)
+    blocks = p.reshape(n, h // 8, 8, w // 8, 8).permute(0, 1, 3, 2, 4).reshape(-1, 8, 8).to(torch.float64) - 128
+    # forward DCT: along rows, then along columns (the result is 8x the true DCT)
+    rows = _along_rows(blocks, mat("fdct1"))
+    coef = _along_columns(rows, mat("fdct2"))
+    # quantise: round |coef| / (8 q) half up, keep the sign
+    div = 8 * q
+    level = torch.sign(coef) * torch.floor((coef.abs() + div / 2) / div)
+    # inverse DCT: along columns, then along rows
+    cols = _along_columns(level * q, mat("idct1"))
+    out = _along_rows(cols, mat("idct2"))
+    out = (out + 128).clamp_(0, 255).to(torch.int32)
+    return out.reshape(n, h // 8, w // 8, 8, 8).permute(0, 1, 3, 2, 4).reshape(n, h, w)
+
+
+def jpeg_round_trip(x: torch.Tensor, quality: int) -> torch.Tensor:
+    """Encode and decode 8-bit RGB images as JPEG at ``quality`` (1-100), 4:2:0, on the images' device.
+
+    Args:
+        x: (N, 3, H, W) integer-valued pixels 0..255 (any dtype).
+
+    Returns:
+        (N, 3, H, W) decoded pixels 0..255 (float32, whole numbers).
+    """
+    h, w = x.shape[-2:]
+    rgb = torch.round(x.to(torch.float32)).to(torch.int32)
+    ycc = _rgb_to_ycc(_pad_edges(rgb, h + (h % 2), w + (-w % 16)))
+    # luma: rows and columns beyond the image repeat the last ones (blocks wholly outside are cropped anyway)
+    y = _code_plane(_pad_edges(ycc[:, 0:1], h + (-h % 16), w + (-w % 16))[:, 0], quant_table(LUMA_TABLE, quality))
+    chroma_table = quant_table(CHROMA_TABLE, quality)
+    ch, cw = (h + 1) // 2, (w + 1) // 2  # chroma samples inside the image
+
+    def chroma(plane: torch.Tensor) -> torch.Tensor:
+        # libjpeg repeats the image's last row to make the row count even and its last column up to the
+        # block, then the last *subsampled* row down to the block (jcprepct.c's expand_bottom_edge)
+        sub = _downsample(plane)
+        sub = _pad_edges(sub[:, None], sub.shape[1] + (-sub.shape[1] % 8), sub.shape[2])[:, 0]
+        decoded = _code_plane(sub, chroma_table)[:, :ch, :cw]
+        return _fancy_upsample(decoded)[:, :h, :w]
+
+    out = _ycc_to_rgb(torch.stack([y[:, :h, :w], chroma(ycc[:, 1]), chroma(ycc[:, 2])], dim=1))
+    return out.to(torch.float32)
+
+
+def _pad_edges(t: torch.Tensor, height: int, width: int) -> torch.Tensor:
+    """Pad (N, C, H, W) to (height, width) by repeating the last row and column."""
+    ph, pw = height - t.shape[-2], width - t.shape[-1]
+    if ph > 0:
+        t = torch.cat([t, t[..., -1:, :].expand(*t.shape[:-2], ph, t.shape[-1])], dim=-2)
+    if pw > 0:
+        t = torch.cat([t, t[..., -1:].expand(*t.shape[:-1], pw)], dim=-1)
+    return t

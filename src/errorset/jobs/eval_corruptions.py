@@ -1,0 +1,333 @@
+"""``errorset eval-corruptions`` and ``errorset compare-corruptions``: the corruption benchmark of trained models.
+
+``eval-corruptions`` measures one model's accuracy under every corruption x
+severity x storage format (and on released files when given), writes DVC
+metrics and plots files, and logs one MLflow run with every number, the full
+table, a heatmap, a bar chart of the formats and a gallery of the corruptions.
+
+``compare-corruptions`` reads several models' results (by default every
+variant of ``params.yaml``) and draws them side by side (the paper's Tables
+1-4 and Figure 6 top), with mCE relative to a baseline variant.
+"""
+
+from __future__ import annotations
+
+import csv
+import functools
+import json
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from errorset.config import Config
+from errorset.data.corruptions import ALL_CORRUPTIONS, corrupt, expand_corruptions, resolve_table
+from errorset.data.corruptions.evaluate import (
+    CorruptionResults,
+    corruption_errors,
+    evaluate_corruptions,
+    released_accuracy,
+    summarize,
+)
+from errorset.data.corruptions.released import cifar10c_corruptions, load_cifar10c, load_imagenet_c
+from errorset.errors import ConfigError, DataError
+from errorset.jobs.common import load_trained, output_dir, write_json
+from errorset.jobs.naming import run_name, train_output_dir
+
+#: MLflow metric prefix of each storage format
+METRIC_PREFIX = {
+    "memory": "corruption",
+    "png": "corruption_png",
+    "jpeg": "corruption_jpeg",
+    "released": "corruption_released",
+}
+RESULTS_FILE = "accuracy.json"
+
+
+@dataclass
+class CorruptionsEvalResult:
+    run_id: str
+    output_dir: Path
+    results: CorruptionResults
+    metrics: dict[str, Any]
+
+
+def checkpoint_path(cfg: Config) -> Path:
+    """``corruptions.checkpoint``, else ``eval.checkpoint``, else ``<train output dir>/model.pt``."""
+    if cfg.corruptions.checkpoint:
+        return Path(cfg.corruptions.checkpoint)
+    if cfg.eval.checkpoint:
+        return Path(cfg.eval.checkpoint)
+    return train_output_dir(cfg) / "model.pt"
+
+
+def metric_prefix(fmt: str) -> str:
+    return METRIC_PREFIX.get(fmt, f"corruption_{fmt}")
+
+
+def load_results(path: str | Path, parameter: str) -> CorruptionResults:
+    """Results of an earlier eval-corruptions: its ``accuracy.json`` or the folder holding it."""
+    p = Path(path)
+    if p.is_dir():
+        p = p / RESULTS_FILE
+    if not p.is_file():
+        raise DataError(f"{parameter}: no corruption results at {p} (run errorset eval-corruptions first)")
+    try:
+        return CorruptionResults.from_dict(json.loads(p.read_text()))
+    except (json.JSONDecodeError, ConfigError) as e:
+        raise DataError(f"{parameter}: {p} is not an eval-corruptions {RESULTS_FILE} ({e})") from None
+
+
+def resolve_baseline(cfg: Config, reports: Path = Path("reports")) -> CorruptionResults | None:
+    """``corruptions.baseline``: a results file or folder, a variant name, or an MLflow run id."""
+    ref = cfg.corruptions.baseline
+    if not ref:
+        return None
+    if Path(ref).exists():
+        return load_results(ref, "corruptions.baseline")
+    if ref in cfg.variants:
+        return load_results(reports / ref / "corruptions", "corruptions.baseline")
+    if re.fullmatch(r"[0-9a-f]{32}", ref):
+        from errorset import tracking
+
+        try:
+            path = tracking.download_artifact(ref, f"corruptions/{RESULTS_FILE}")
+        except Exception as e:  # MLflow raises several types for unknown runs and artifacts
+            raise DataError(f"corruptions.baseline: MLflow run {ref} has no corruptions/{RESULTS_FILE} ({e})") from None
+        return load_results(path, "corruptions.baseline")
+    raise DataError(
+        f"corruptions.baseline: {ref!r} is neither a results file or folder, a variant ({', '.join(cfg.variants)}), "
+        "nor an MLflow run id"
+    )
+
+
+def _released_table(
+    cfg: Config, model: torch.nn.Module, names: list[str], classes: list[str], progress: bool
+) -> dict[str, dict[int, float]]:
+    """Accuracy on the released files at ``corruptions.released`` (CIFAR-10-C folder or ImageNet-C tree)."""
+    root = Path(cfg.corruptions.released or "")
+    c = cfg.corruptions
+    limit = c.n_images or None
+    if not root.is_dir():
+        raise DataError(f"corruptions.released: no such folder {root}")
+    if (root / "labels.npy").is_file():
+        present = [n for n in names if n in cifar10c_corruptions(root)]
+        if not present:
+            raise DataError(f"corruptions.released: {root} has none of the corruptions {', '.join(names)}")
+        load = functools.partial(load_cifar10c, root, limit=limit)
+    else:
+        present = [n for n in names if (root / n).is_dir()]
+        if not present:
+            raise DataError(
+                f"corruptions.released: {root} has neither labels.npy (CIFAR-10-C) nor <corruption>/ folders"
+            )
+
+        def load(name: str, severity: int) -> tuple[torch.Tensor, torch.Tensor]:
+            x, y, _ = load_imagenet_c(root, name, severity, classes=classes, limit=limit)
+            return x, y
+
+    return released_accuracy(model, load, present, c.severities, batch_size=c.batch_size, progress=progress)
+
+
+def summary_metrics(
+    results: CorruptionResults, baseline: CorruptionResults | None
+) -> tuple[dict[str, float], dict[str, Any]]:
+    """Flat MLflow metrics and the nested metrics.json record of one model's results."""
+    flat: dict[str, float] = {}
+    record: dict[str, Any] = {"n_images": results.n_images, "table": results.table, "seed": results.seed}
+    for fmt, table in results.accuracy.items():
+        prefix = metric_prefix(fmt)
+        s = summarize(table)
+        entry: dict[str, Any] = {"all": s.all, "mean": s.mean}
+        if fmt in results.clean:
+            entry["clean"] = results.clean[fmt]
+            flat[f"{prefix}/clean"] = results.clean[fmt]
+        flat[f"{prefix}/all"] = s.all
+        flat[f"{prefix}/mean"] = s.mean
+        for name, sev in table.items():
+            flat[f"{prefix}/{name}"] = s.per_corruption[name]
+            for sv, a in sev.items():
+                flat[f"{prefix}/{name}/{sv}"] = a
+        entry["per_corruption"] = s.per_corruption
+        if baseline is not None and fmt in baseline.accuracy:
+            errors = corruption_errors(table, baseline.accuracy[fmt])
+            entry["mce"] = errors.mce
+            entry["ce"] = errors.ce
+            flat[f"{prefix}/mce"] = errors.mce
+            for name, v in errors.ce.items():
+                flat[f"{prefix}_ce/{name}"] = v
+        record[fmt] = entry
+    return flat, record
+
+
+def _write_csv(path: Path, rows: list[dict[str, Any]], fields: list[str]) -> None:
+    with open(path, "w", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=fields)
+        w.writeheader()
+        w.writerows(rows)
+
+
+def summary_rows(results: CorruptionResults) -> list[dict[str, Any]]:
+    """One row per corruption (and ``All``, ``mean``, ``clean``): its mean accuracy in each format."""
+    sums = {fmt: summarize(t) for fmt, t in results.accuracy.items()}
+    names = list(dict.fromkeys(c for t in results.accuracy.values() for c in t))
+    rows = [{"corruption": c, **{f: s.per_corruption.get(c, float("nan")) for f, s in sums.items()}} for c in names]
+    rows.append({"corruption": "All", **{f: s.all for f, s in sums.items()}})
+    rows.append({"corruption": "mean", **{f: s.mean for f, s in sums.items()}})
+    rows.append({"corruption": "clean", **{f: results.clean.get(f, float("nan")) for f in sums}})
+    return rows
+
+
+def gallery_images(
+    x: torch.Tensor, names: list[str], severities: list[int], table: str, seed: int
+) -> tuple[torch.Tensor, dict[str, list[torch.Tensor]]]:
+    """One image (float (C, H, W)) and its corrupted versions per corruption and severity."""
+    image = x.float() / 255 if x.dtype == torch.uint8 else x.float()
+    batch = image[None]
+    out = {n: [corrupt(batch, n, s, table, torch.Generator().manual_seed(seed))[0] for s in severities] for n in names}
+    return image, out
+
+
+def eval_corruptions(cfg: Config, *, progress: bool = True) -> CorruptionsEvalResult:
+    """Evaluate the configured model under the corruptions; write DVC files and log one MLflow run."""
+    from errorset import tracking
+    from errorset.plots.corruptions import plot_corruption_bars, plot_corruption_gallery, plot_corruption_heatmap
+    from errorset.plots.style import save_figure
+
+    c = cfg.corruptions
+    trained = load_trained(
+        cfg, str(checkpoint_path(cfg)), c.n_images or 0, progress=progress, parameter="corruptions.checkpoint"
+    )
+    ecfg, model, data, ckpt = trained.config, trained.model, trained.data, trained.checkpoint
+    baseline = resolve_baseline(cfg)
+    x, y, keep = trained.x, trained.y, trained.indices
+    table = resolve_table(c.table, max(data.input_shape[1:]))
+    names = expand_corruptions(c.names, "corruptions.names") if c.names is not None else list(ALL_CORRUPTIONS)
+    results = evaluate_corruptions(
+        model,
+        x,
+        y,
+        corruptions=names,
+        severities=c.severities,
+        formats=c.formats,
+        table=table,
+        seed=cfg.seed,
+        batch_size=c.batch_size,
+        jpeg_quality=c.jpeg_quality,
+        progress=progress,
+    )
+    if c.released:
+        results.accuracy["released"] = _released_table(cfg, model, names, data.classes, progress)
+        results.extra["released"] = str(c.released)
+    flat, record = summary_metrics(results, baseline)
+
+    out = Path(c.output_dir) if c.output_dir else output_dir(None, trained) / "corruptions"
+    out.mkdir(parents=True, exist_ok=True)
+    write_json(record, out / "metrics.json")
+    (out / RESULTS_FILE).write_text(json.dumps(results.to_dict(), indent=2) + "\n")
+    long_rows = results.rows()
+    _write_csv(out / "accuracy.csv", long_rows, ["format", "corruption", "severity", "accuracy"])
+    rows = summary_rows(results)
+    _write_csv(out / "summary.csv", rows, ["corruption", *results.accuracy])
+
+    name = run_name(ecfg)
+    heatmap = plot_corruption_heatmap(results.accuracy, title=f"{name}: accuracy under corruptions (%)")
+    summaries = {
+        fmt: {name: {r["corruption"]: r[fmt] for r in rows if r["corruption"] not in ("mean", "clean")}}
+        for fmt in results.accuracy
+    }
+    bars = plot_corruption_bars(summaries, title=f"{name}: accuracy by storage format")
+    index = min(c.gallery_index, len(x) - 1)
+    image, corrupted = gallery_images(x[index], names, list(c.severities), table, cfg.seed)
+    gallery = plot_corruption_gallery(
+        image, corrupted, severities=c.severities, title=f"{cfg.data.name} test image {int(keep[index])}, {table} table"
+    )
+    save_figure(heatmap, out / "heatmap.png")
+    save_figure(gallery, out / "gallery.png")
+
+    tags = {
+        "mode": ecfg.train.mode,
+        "dataset": cfg.data.name,
+        "model": ecfg.model.name,
+        "profile": ecfg.profile,
+        "errorset.job": "eval-corruptions",
+        "train_run_id": trained.train_run_id,
+        "corruption_table": table,
+    }
+    with tracking.start_run(ecfg, run_name=f"{name}/corruptions", tags=tags) as run:
+        run.log_config(ecfg)
+        run.log_params(
+            {"corruptions.checkpoint": str(ckpt), "corruptions.images": len(x), "corruptions.table_used": table}
+        )
+        run.log_metrics(flat)
+        columns = ("format", "corruption", "severity", "accuracy")
+        run.log_table({k: [r[k] for r in long_rows] for k in columns}, "corruption_accuracy.json")
+        run.log_figure(heatmap, "corruption_heatmap.png")
+        run.log_figure(bars, "corruption_formats.png")
+        run.log_figure(gallery, "corruption_gallery.png")
+        run.log_artifact(out / "metrics.json", "corruptions")
+        run.log_artifact(out / RESULTS_FILE, "corruptions")
+        return CorruptionsEvalResult(run_id=run.run_id, output_dir=out, results=results, metrics=flat)
+
+
+@dataclass
+class CompareResult:
+    run_id: str
+    output_dir: Path
+    metrics: dict[str, float]
+
+
+def compare_corruptions(cfg: Config, *, progress: bool = True) -> CompareResult:
+    """Side-by-side results of several models (default: every variant), with mCE relative to the baseline."""
+    from errorset import tracking
+    from errorset.plots.corruptions import plot_corruption_bars
+    from errorset.plots.style import save_figure
+
+    c = cfg.corruptions
+    sources = c.compare or [str(Path("reports", v, "corruptions")) for v in cfg.variants]
+    if not sources:
+        raise ConfigError("corruptions.compare: no results to compare (give folders, or define variants)")
+    models: dict[str, CorruptionResults] = {}
+    for i, src in enumerate(sources):
+        p = Path(src)
+        label = p.parent.name if p.name == "corruptions" else (p.parent.parent.name if p.suffix else p.name)
+        models[label or f"model{i}"] = load_results(p, f"corruptions.compare[{i}]")
+    baseline = resolve_baseline(cfg)
+    formats = list(dict.fromkeys(f for r in models.values() for f in r.accuracy))
+    summaries: dict[str, dict[str, dict[str, float]]] = {f: {} for f in formats}
+    flat: dict[str, float] = {}
+    rows: list[dict[str, Any]] = []
+    for label, res in models.items():
+        m, record = summary_metrics(res, baseline)
+        flat.update({f"{label}/{k}": v for k, v in m.items() if k.count("/") == 1})
+        for fmt in res.accuracy:
+            s = summarize(res.accuracy[fmt])
+            summaries[fmt][label] = {**s.per_corruption, "All": s.all}
+            rows.append(
+                {
+                    "model": label,
+                    "format": fmt,
+                    "clean": res.clean.get(fmt, float("nan")),
+                    "all": s.all,
+                    "mean": s.mean,
+                    "mce": record[fmt].get("mce", float("nan")),
+                }
+            )
+    out = Path(c.compare_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    _write_csv(out / "comparison.csv", rows, ["model", "format", "clean", "all", "mean", "mce"])
+    write_json(
+        {f"{r['model']}/{r['format']}": {k: r[k] for k in ("clean", "all", "mean", "mce")} for r in rows},
+        out / "metrics.json",
+    )
+    fig = plot_corruption_bars(summaries, title="Accuracy under corruptions: models side by side, by storage format")
+    save_figure(fig, out / "bars.png")
+    tags = {"errorset.job": "compare-corruptions", "dataset": cfg.data.name, "baseline": c.baseline or ""}
+    with tracking.start_run(cfg, run_name=f"{cfg.data.name}/corruptions/compare", tags=tags) as run:
+        run.log_params({"corruptions.compare": json.dumps(sources), "corruptions.baseline": c.baseline or ""})
+        run.log_metrics(flat)
+        run.log_table({k: [r[k] for r in rows] for k in rows[0]}, "corruption_comparison.json")
+        run.log_figure(fig, "corruption_bars.png")
+        return CompareResult(run_id=run.run_id, output_dir=out, metrics=flat)
