@@ -92,6 +92,25 @@ def test_cifar10_from_the_archive_parameter(tmp_path, fake_cifar):
     assert data.classes == CIFAR10_CLASSES
 
 
+def test_a_file_made_from_a_local_copy_is_not_downloaded_over(tmp_path, fake_cifar, monkeypatch, caplog):
+    """dvc repro with $ERRORSET_CIFAR10_ARCHIVE, then a notebook without it: the DVC-tracked file stays."""
+    archive, truth = fake_cifar
+    monkeypatch.setenv("ERRORSET_CIFAR10_ARCHIVE", str(archive))
+    path = prepare_dataset(data_cfg(tmp_path), progress=False)
+    before = file_md5(path)
+    monkeypatch.delenv("ERRORSET_CIFAR10_ARCHIVE")
+    with caplog.at_level("WARNING"):
+        data = load_dataset(data_cfg(tmp_path), progress=False)  # would download (and fail: no network)
+    np.testing.assert_array_equal(data.x_train, truth["train"])
+    assert file_md5(path) == before
+    assert "prepared from a local copy (cifar10.tar.gz)" in caplog.text
+    # an explicitly configured other source is still prepared anew
+    other = tmp_path / "other"
+    truth2 = write_tree(other, CIFAR10_CLASSES, {"train": 1, "test": 1})
+    data = load_dataset(data_cfg(tmp_path, f"data.cifar10.archive={other}"), progress=False)
+    np.testing.assert_array_equal(data.x_train, truth2["train"])
+
+
 def test_cifar10_from_the_environment_variable(tmp_path, fake_cifar, monkeypatch):
     archive, truth = fake_cifar
     monkeypatch.setenv("ERRORSET_CIFAR10_ARCHIVE", str(archive))

@@ -10,7 +10,7 @@ and evaluation use. Explicit values in ``params.yaml`` or ``--set`` always win.
     x0.2 after epochs 60, 120 and 160; WRN-28-10 on CIFAR-10 and Inception-v3
     (timm) on image folders; full training and test sets.
 ``cpu`` (the default)
-    The same optimiser on a compact CIFAR ResNet-8, a 20,000-image training
+    The same optimiser on a compact CIFAR ResNet-8, a 10,000-image training
     subset, 8 epochs, and 1,000 evaluation images, so that training and
     evaluating all four CIFAR-10 variants fits in 30 minutes on a 2-core CPU;
     the measurements of ``analyze`` and ``attack`` use fewer images, noise
@@ -92,19 +92,19 @@ PROFILES: dict[str, Profile] = {
         weight_decay=5e-4,
         milestones=(4, 6, 7),
         lr_gamma=0.2,
-        subset=20000,
+        subset=10000,
         test_images=2000,
         eval_images=1000,
         analyze_images=200,
-        analyze_samples=200,
+        analyze_samples=100,
         nearest_steps=100,
         noisy_images=10,
         noisy_samples=32,
         noisy_steps=50,
         attack_images=200,
         attack_steps=20,
-        sweep_epochs=4,
-        sweep_subset=5000,
+        sweep_epochs=3,
+        sweep_subset=4000,
         models={"cifar10": "resnet8", "digits": "mlp", "imagefolder": "timm:resnet18"},
     ),
     "smoke": Profile(

@@ -94,6 +94,10 @@ DATASETS.register("digits")(DatasetBuilder(_digits_source, _digits_build))
 # --- cifar10 --------------------------------------------------------------
 
 
+#: the source of a CIFAR-10 file that torchvision downloaded
+DOWNLOAD_KIND = "torchvision.CIFAR10"
+
+
 def cifar10_archive(cfg: DataConfig) -> str | None:
     """The local CIFAR-10 archive to use: the parameter, else the environment variable."""
     return cfg.cifar10.archive or os.environ.get(CIFAR10_ARCHIVE_ENV) or None
@@ -102,7 +106,7 @@ def cifar10_archive(cfg: DataConfig) -> str | None:
 def _cifar10_source(cfg: DataConfig) -> dict[str, Any]:
     archive = cifar10_archive(cfg)
     if archive is None:
-        return {"kind": "torchvision.CIFAR10"}
+        return {"kind": DOWNLOAD_KIND}
     p = Path(archive)
     # Name and size, not the full path: the same archive seen from another
     # checkout (a DVC temp experiment) must not force a new preparation.
@@ -210,5 +214,26 @@ def prepare_dataset(cfg: DataConfig, *, force: bool = False, progress: bool = Tr
 
 
 def load_dataset(cfg: DataConfig, *, progress: bool = True) -> ImageArrays:
-    """The configured dataset, prepared into ``<root>/<name>.npz`` on first use."""
+    """The configured dataset: ``<root>/<name>.npz``, prepared on first use and when its source changes.
+
+    One exception: when no local copy is configured (CIFAR-10 would be
+    downloaded) but the existing file was prepared from one, the file is used
+    as it is, with a warning. That is a file ``dvc repro`` made with
+    ``$ERRORSET_CIFAR10_ARCHIVE`` set, read later from a shell or notebook
+    without it; downloading would replace the file DVC tracks with other
+    images. ``errorset prepare --force`` remakes it on purpose.
+    """
+    path = prepared_path(cfg)
+    meta = read_meta(path)
+    if meta is not None:
+        stored = _source_without_extras(meta.get("source", {}))
+        source = DATASETS.get(cfg.name).source(cfg)
+        if stored != source and source.get("kind") == DOWNLOAD_KIND and stored.get("kind") != DOWNLOAD_KIND:
+            log.warning(
+                "%s was prepared from a local copy (%s) and no copy is configured now; using it as it is "
+                "(errorset prepare --force would download CIFAR-10 and replace it)",
+                path,
+                stored.get("archive"),
+            )
+            return load_arrays(path)
     return load_arrays(prepare_dataset(cfg, progress=progress))
