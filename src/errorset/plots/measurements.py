@@ -38,7 +38,9 @@ def figure2(series: Mapping[str, Columns], *, mu: float, group_size: int = 50) -
     from the 25th to the 75th percentile in both directions. The dashed line is
     what a linear model would give, ``d = -sigma Phi^-1(mu)``; points below it
     have nearer errors than their error rate in noise implies for a linear model.
-    The histograms show both quantities over all images.
+    The histograms show both quantities over all images; the axes end a little
+    past the 90th percentile of each and the groups' bars (larger values are
+    counted in the histograms' last bins).
     """
     from matplotlib.figure import Figure
 
@@ -48,13 +50,39 @@ def figure2(series: Mapping[str, Columns], *, mu: float, group_size: int = 50) -
     top = fig.add_subplot(grid[0, 0], sharex=ax)
     right = fig.add_subplot(grid[1, 1], sharey=ax)
     t = -special.ndtri(mu)
-    largest = 0.0
+    kept = {}
     for label, cols in series.items():
         ok = cols["clean_correct"].astype(bool)
-        d, s = cols["nearest_distance"][ok], cols["sigma_at_mu"][ok]
-        if len(d) == 0:
-            continue
-        dm, d25, d75, sm, s25, s75 = _grouped(d, s, group_size)
+        if ok.any():
+            kept[label] = (cols["nearest_distance"][ok], cols["sigma_at_mu"][ok])
+    # a few images far from any error (sigma searches that hit their cap, distances at eps_max) would
+    # stretch the axes over empty space: the axes end past the 90th percentile and the groups' bars,
+    # larger values are counted in the histograms' last bins
+    groups = {label: _grouped(d, s, group_size) for label, (d, s) in kept.items()}
+    dmax = (
+        1.1
+        * max(
+            (
+                max(float(np.percentile(d, 90)), float(g[2].max()))
+                for (d, _), g in zip(kept.values(), groups.values(), strict=True)
+            ),
+            default=1.0,
+        )
+        or 1.0
+    )
+    smax = (
+        1.1
+        * max(
+            (
+                max(float(np.percentile(s, 90)), float(g[5].max()))
+                for (_, s), g in zip(kept.values(), groups.values(), strict=True)
+            ),
+            default=1.0,
+        )
+        or 1.0
+    )
+    for label, (d, s) in kept.items():
+        dm, d25, d75, sm, s25, s75 = groups[label]
         ax.errorbar(
             dm,
             sm,
@@ -65,11 +93,12 @@ def figure2(series: Mapping[str, Columns], *, mu: float, group_size: int = 50) -
             capsize=2,
             label=f"{label} ({len(d)} images)",
         )
-        top.hist(d, bins=30, alpha=0.5)
-        right.hist(s, bins=30, alpha=0.5, orientation="horizontal")
-        largest = max(largest, float(np.percentile(d, 99)))
-    line = np.linspace(0, largest or 1.0, 50)
+        top.hist(np.minimum(d, dmax), bins=30, range=(0, dmax), alpha=0.5)
+        right.hist(np.minimum(s, smax), bins=30, range=(0, smax), alpha=0.5, orientation="horizontal")
+    line = np.linspace(0, dmax, 50)
     ax.plot(line, line / t, "k--", lw=1, label=f"linear model: d = {t:.2f} sigma")
+    ax.set_xlim(0, dmax)
+    ax.set_ylim(0, smax)
     ax.set_xlabel("d(x0, E): L2 distance to the nearest error found")
     ax.set_ylabel(f"sigma(x0, {mu:g}): noise scale of a {mu:.0%} error rate")
     ax.legend(fontsize=7)
