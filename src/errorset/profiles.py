@@ -58,6 +58,9 @@ class Profile:
     #: `errorset sweep`: epochs and training images of each trial (None: the training recipe above)
     sweep_epochs: int | None = None
     sweep_subset: int | None = None
+    #: `errorset eval-corruptions` / `make-corruptions` test images (0 = all): 19 corruptions x 5
+    #: severities x 4 storage formats is 380 passes over them
+    corruption_images: int = 0
     #: default model per dataset
     models: dict[str, str] = field(default_factory=dict)
 
@@ -105,6 +108,7 @@ PROFILES: dict[str, Profile] = {
         attack_steps=20,
         sweep_epochs=3,
         sweep_subset=4000,
+        corruption_images=250,
         models={"cifar10": "resnet8", "digits": "mlp", "imagefolder": "timm:resnet18"},
     ),
     "smoke": Profile(
@@ -128,6 +132,7 @@ PROFILES: dict[str, Profile] = {
         attack_steps=5,
         sweep_epochs=1,
         sweep_subset=256,
+        corruption_images=64,
         models={"cifar10": "resnet8", "digits": "mlp", "imagefolder": "resnet8"},
     ),
 }
@@ -187,8 +192,10 @@ def apply_profile(cfg: Config) -> Config:
         trial_epochs=pick(cfg.sweep.trial_epochs, p.sweep_epochs),
         trial_subset=pick(cfg.sweep.trial_subset, p.sweep_subset),
     )
-    cfg = dataclasses.replace(cfg, train=train, model=model, eval=ev, analyze=analyze, attack=attack, sweep=sweep)
-    return _apply_corruptions_profile(cfg)
+    corruptions = dataclasses.replace(cfg.corruptions, n_images=pick(cfg.corruptions.n_images, p.corruption_images))
+    return dataclasses.replace(
+        cfg, train=train, model=model, eval=ev, analyze=analyze, attack=attack, sweep=sweep, corruptions=corruptions
+    )
 
 
 #: (eps, step_size) defaults per norm, in [0,1] pixel units: Madry et al.'s
@@ -207,18 +214,3 @@ def _resolve_adversarial(t):
         eps=a.eps if a.eps is not None else eps,
         step_size=a.step_size if a.step_size is not None else step,
     )
-
-
-# --- the corruption benchmark (errorset eval-corruptions / make-corruptions) ---------------
-
-#: test images per profile for the corruption benchmark (0 = all): 19 corruptions x 5 severities x
-#: 3 formats is 285 passes over them, so the cpu profile takes 250 (one to two minutes per variant
-#: on a 2-core CPU for resnet8); paper takes the whole test set.
-CORRUPTION_IMAGES: dict[str, int] = {"paper": 0, "cpu": 250, "smoke": 64}
-
-
-def _apply_corruptions_profile(cfg: Config) -> Config:
-    c = cfg.corruptions
-    if c.n_images is not None:
-        return cfg
-    return dataclasses.replace(cfg, corruptions=dataclasses.replace(c, n_images=CORRUPTION_IMAGES.get(cfg.profile, 0)))
