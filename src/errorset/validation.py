@@ -117,8 +117,8 @@ def validate(cfg: Config) -> None:
 
 def _validate_corruptions(cfg: Config) -> None:
     """The ``corruptions`` group (the corruption benchmark)."""
-    from errorset.data.corruptions import expand_corruptions
-    from errorset.data.corruptions.formats import FORMATS
+    from errorset.data.corruptions import check_table_setting, expand_corruptions
+    from errorset.data.corruptions.formats import FORMATS, check_format
 
     c = cfg.corruptions
     if c.names is not None:
@@ -126,14 +126,10 @@ def _validate_corruptions(cfg: Config) -> None:
         expand_corruptions(c.names, "corruptions.names")
     _require(len(c.severities) > 0, "corruptions.severities", "a non-empty list of integers 1-5", c.severities)
     _require(all(1 <= s <= 5 for s in c.severities), "corruptions.severities", "integers from 1 to 5", c.severities)
-    if c.table not in ("auto", "cifar10", "imagenet"):
-        raise ConfigError(
-            f"corruptions.table: unknown severity table {c.table!r}; valid tables: auto, cifar10, imagenet"
-        )
+    check_table_setting(c.table, "corruptions.table")
     _require(len(c.formats) > 0, "corruptions.formats", f"a non-empty list of {', '.join(FORMATS)}", c.formats)
     for i, f in enumerate(c.formats):
-        if f not in FORMATS:
-            raise ConfigError(f"corruptions.formats[{i}]: unknown format {f!r}; valid formats: {', '.join(FORMATS)}")
+        check_format(f, f"corruptions.formats[{i}]")
     _require(1 <= c.jpeg_quality <= 100, "corruptions.jpeg_quality", "an integer from 1 to 100", c.jpeg_quality)
     if c.n_images is not None:
         _require(c.n_images >= 0, "corruptions.n_images", "an integer >= 0 (0 = all)", c.n_images)

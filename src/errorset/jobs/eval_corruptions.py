@@ -204,7 +204,7 @@ def eval_corruptions(cfg: Config, *, progress: bool = True) -> CorruptionsEvalRe
     baseline = resolve_baseline(cfg)
     x, y, keep = trained.x, trained.y, trained.indices
     table = resolve_table(c.table, max(data.input_shape[1:]))
-    names = expand_corruptions(c.names, "corruptions.names") if c.names is not None else list(ALL_CORRUPTIONS)
+    names = expand_corruptions(c.names, "corruptions.names", default=ALL_CORRUPTIONS)
     results = evaluate_corruptions(
         model,
         x,

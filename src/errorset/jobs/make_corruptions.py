@@ -33,7 +33,7 @@ def make_corruptions(cfg: Config, *, progress: bool = True) -> Path:
         make_dir(cfg),
         x[keep],
         y[keep],
-        expand_corruptions(c.names, "corruptions.names") if c.names is not None else list(ALL_CORRUPTIONS),
+        expand_corruptions(c.names, "corruptions.names", default=ALL_CORRUPTIONS),
         table=table,
         seed=cfg.seed,
         batch_size=max(c.batch_size, 1),

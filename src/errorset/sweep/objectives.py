@@ -73,8 +73,7 @@ def corruption_names(cfg: Config) -> list[str]:
     """The corruptions of ``sweep.corruptions.names`` (families expanded; null = the 15 benchmark ones)."""
     from errorset.data.corruptions import BENCHMARK_CORRUPTIONS, expand_corruptions
 
-    names = cfg.sweep.corruptions.names
-    return list(BENCHMARK_CORRUPTIONS) if names is None else expand_corruptions(names, "sweep.corruptions.names")
+    return expand_corruptions(cfg.sweep.corruptions.names, "sweep.corruptions.names", default=BENCHMARK_CORRUPTIONS)
 
 
 def _corruption(model, x, y, cfg, generator) -> float:
@@ -110,8 +109,8 @@ def check_settings(cfg: Config) -> None:
     for name in cfg.sweep.objectives:
         OBJECTIVES.check(name)
     if "corruption_accuracy" in cfg.sweep.objectives:
-        from errorset.data.corruptions import check_severity
-        from errorset.data.corruptions.formats import FORMATS
+        from errorset.data.corruptions import check_severity, check_table_setting
+        from errorset.data.corruptions.formats import check_format
 
         c = cfg.sweep.corruptions
         corruption_names(cfg)
@@ -119,11 +118,5 @@ def check_settings(cfg: Config) -> None:
             raise ConfigError("sweep.corruptions.severities: expected a non-empty list of integers 1-5")
         for i, s in enumerate(c.severities):
             check_severity(s, f"sweep.corruptions.severities[{i}]")
-        if c.table not in ("auto", "cifar10", "imagenet"):
-            raise ConfigError(
-                f"sweep.corruptions.table: unknown severity table {c.table!r}; valid tables: auto, cifar10, imagenet"
-            )
-        if c.format not in FORMATS:
-            raise ConfigError(
-                f"sweep.corruptions.format: unknown format {c.format!r}; valid formats: {', '.join(FORMATS)}"
-            )
+        check_table_setting(c.table, "sweep.corruptions.table")
+        check_format(c.format, "sweep.corruptions.format")

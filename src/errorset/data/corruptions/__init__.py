@@ -39,6 +39,7 @@ from errorset.data.corruptions.tables import (
     TABLES,
     check_severity,
     check_table,
+    check_table_setting,
     resolve_table,
     severity_params,
 )
@@ -55,6 +56,7 @@ __all__ = [
     "check_images",
     "check_severity",
     "check_table",
+    "check_table_setting",
     "corrupt",
     "expand_corruptions",
     "resolve_table",

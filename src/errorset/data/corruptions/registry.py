@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -101,13 +101,16 @@ def check_corruption(name: object, parameter: str = "name") -> str:
 FAMILIES: tuple[str, ...] = ("noise", "blur", "weather", "digital")
 
 
-def expand_corruptions(names: object, parameter: str = "names") -> list[str]:
+def expand_corruptions(names: object, parameter: str = "names", *, default: Sequence[str] | None = None) -> list[str]:
     """Corruption names, with each family name (``noise``, ``blur``, ``weather``, ``digital``)
     replaced by that family's benchmark corruptions, in benchmark order and without repeats.
 
     ``["noise", "blur", "fog", "contrast"]`` is the 9 corruptions gaussian_noise, shot_noise,
     impulse_noise, defocus_blur, glass_blur, motion_blur, zoom_blur, fog and contrast.
+    ``names=None`` (a null setting) stands for ``default`` when one is given.
     """
+    if names is None and default is not None:
+        return list(default)
     if not isinstance(names, (list, tuple)) or not names:
         raise ConfigError(f"{parameter}: expected a non-empty list of corruptions or families, got {names!r}")
     out: list[str] = []

@@ -260,10 +260,21 @@ def check_severity(severity: object, parameter: str = "severity") -> int:
     return int(severity)
 
 
+#: what a ``table`` setting may say: a table, or ``auto`` (picked by image size, :func:`resolve_table`)
+TABLE_SETTINGS: tuple[str, ...] = ("auto", *TABLES)
+
+
+def check_table_setting(table: object, parameter: str = "table") -> str:
+    """Return ``table`` if it is ``auto`` or a severity table, else raise a clear error."""
+    if not isinstance(table, str) or table not in TABLE_SETTINGS:
+        raise ConfigError(f"{parameter}: unknown severity table {table!r}; valid tables: {', '.join(TABLE_SETTINGS)}")
+    return table
+
+
 def resolve_table(table: str, image_side: int) -> str:
     """``auto`` -> ``cifar10`` for images up to 64 pixels on a side, else ``imagenet``; others unchanged."""
-    if table != "auto":
-        return check_table(table)
+    if check_table_setting(table) != "auto":
+        return table
     return "cifar10" if image_side <= 64 else "imagenet"
 
 
