@@ -201,16 +201,26 @@ def _source_without_extras(meta_source: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in meta_source.items() if k != "test_split"}
 
 
-def prepare_dataset(cfg: DataConfig, *, force: bool = False, progress: bool = True) -> Path:
-    """Make ``<root>/<name>.npz`` from the configured source unless an up-to-date one exists."""
-    builder = DATASETS.get(cfg.name)
-    path = prepared_path(cfg)
-    source = builder.source(cfg)
+def _stored_source(path: Path) -> dict[str, Any] | None:
+    """The source a prepared file was made from, or None when there is no readable file."""
     meta = read_meta(path)
-    if not force and meta is not None and _source_without_extras(meta.get("source", {})) == source:
+    return None if meta is None else _source_without_extras(meta.get("source", {}))
+
+
+def _build_unless_current(
+    cfg: DataConfig, source: dict[str, Any], stored: dict[str, Any] | None, *, force: bool, progress: bool
+) -> Path:
+    path = prepared_path(cfg)
+    if not force and stored == source:
         return path
     log.info("preparing dataset %s into %s", cfg.name, path)
-    return save_arrays(builder.build(cfg, source, progress), path)
+    return save_arrays(DATASETS.get(cfg.name).build(cfg, source, progress), path)
+
+
+def prepare_dataset(cfg: DataConfig, *, force: bool = False, progress: bool = True) -> Path:
+    """Make ``<root>/<name>.npz`` from the configured source unless an up-to-date one exists."""
+    source = DATASETS.get(cfg.name).source(cfg)
+    return _build_unless_current(cfg, source, _stored_source(prepared_path(cfg)), force=force, progress=progress)
 
 
 def load_dataset(cfg: DataConfig, *, progress: bool = True) -> ImageArrays:
@@ -224,16 +234,19 @@ def load_dataset(cfg: DataConfig, *, progress: bool = True) -> ImageArrays:
     images. ``errorset prepare --force`` remakes it on purpose.
     """
     path = prepared_path(cfg)
-    meta = read_meta(path)
-    if meta is not None:
-        stored = _source_without_extras(meta.get("source", {}))
-        source = DATASETS.get(cfg.name).source(cfg)
-        if stored != source and source.get("kind") == DOWNLOAD_KIND and stored.get("kind") != DOWNLOAD_KIND:
-            log.warning(
-                "%s was prepared from a local copy (%s) and no copy is configured now; using it as it is "
-                "(errorset prepare --force would download CIFAR-10 and replace it)",
-                path,
-                stored.get("archive"),
-            )
-            return load_arrays(path)
-    return load_arrays(prepare_dataset(cfg, progress=progress))
+    source = DATASETS.get(cfg.name).source(cfg)
+    stored = _stored_source(path)
+    if (
+        stored is not None
+        and stored != source
+        and source.get("kind") == DOWNLOAD_KIND
+        and stored.get("kind") != DOWNLOAD_KIND
+    ):
+        log.warning(
+            "%s was prepared from a local copy (%s) and no copy is configured now; using it as it is "
+            "(errorset prepare --force would download CIFAR-10 and replace it)",
+            path,
+            stored.get("archive"),
+        )
+        return load_arrays(path)
+    return load_arrays(_build_unless_current(cfg, source, stored, force=False, progress=progress))
