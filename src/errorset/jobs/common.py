@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv
 import dataclasses
 import json
 import math
@@ -107,6 +108,15 @@ def _finite_or_none(obj: Any) -> Any:
     if isinstance(obj, (list, tuple)):
         return [_finite_or_none(v) for v in obj]
     return obj
+
+
+def write_csv(rows: list[dict[str, Any]], fields: list[str], path: Path) -> None:
+    """Write ``rows`` (dicts) as a CSV file with the columns ``fields``, header first."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "w", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=fields)
+        w.writeheader()
+        w.writerows(rows)
 
 
 def write_json(obj: Any, path: Path) -> None:

@@ -12,7 +12,6 @@ variant of ``params.yaml``) and draws them side by side (the paper's Tables
 
 from __future__ import annotations
 
-import csv
 import functools
 import json
 import re
@@ -33,7 +32,7 @@ from errorset.data.corruptions.evaluate import (
 )
 from errorset.data.corruptions.released import cifar10c_corruptions, load_cifar10c, load_imagenet_c
 from errorset.errors import ConfigError, DataError
-from errorset.jobs.common import load_trained, output_dir, write_json
+from errorset.jobs.common import load_trained, output_dir, write_csv, write_json
 from errorset.jobs.naming import run_name, train_output_dir
 
 #: MLflow metric prefix of each storage format
@@ -162,13 +161,6 @@ def summary_metrics(
     return flat, record
 
 
-def _write_csv(path: Path, rows: list[dict[str, Any]], fields: list[str]) -> None:
-    with open(path, "w", newline="") as f:
-        w = csv.DictWriter(f, fieldnames=fields)
-        w.writeheader()
-        w.writerows(rows)
-
-
 def summary_rows(results: CorruptionResults) -> list[dict[str, Any]]:
     """One row per corruption (and ``All``, ``mean``, ``clean``): its mean accuracy in each format."""
     sums = {fmt: summarize(t) for fmt, t in results.accuracy.items()}
@@ -228,9 +220,9 @@ def eval_corruptions(cfg: Config, *, progress: bool = True) -> CorruptionsEvalRe
     write_json(record, out / "metrics.json")
     (out / RESULTS_FILE).write_text(json.dumps(results.to_dict(), indent=2) + "\n")
     long_rows = results.rows()
-    _write_csv(out / "accuracy.csv", long_rows, ["format", "corruption", "severity", "accuracy"])
+    write_csv(long_rows, ["format", "corruption", "severity", "accuracy"], out / "accuracy.csv")
     rows = summary_rows(results)
-    _write_csv(out / "summary.csv", rows, ["corruption", *results.accuracy])
+    write_csv(rows, ["corruption", *results.accuracy], out / "summary.csv")
 
     name = run_name(ecfg)
     heatmap = plot_corruption_heatmap(results.accuracy, title=f"{name}: accuracy under corruptions (%)")
@@ -317,7 +309,7 @@ def compare_corruptions(cfg: Config, *, progress: bool = True) -> CompareResult:
             )
     out = Path(c.compare_dir)
     out.mkdir(parents=True, exist_ok=True)
-    _write_csv(out / "comparison.csv", rows, ["model", "format", "clean", "all", "mean", "mce"])
+    write_csv(rows, ["model", "format", "clean", "all", "mean", "mce"], out / "comparison.csv")
     write_json(
         {f"{r['model']}/{r['format']}": {k: r[k] for k in ("clean", "all", "mean", "mce")} for r in rows},
         out / "metrics.json",

@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import csv
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from errorset.config import Config
-from errorset.jobs.common import load_trained, output_dir, write_json
+from errorset.jobs.common import load_trained, output_dir, write_csv, write_json
 from errorset.noise import accuracy_in_noise
 from errorset.runtime import make_generator
 from errorset.train.loop import accuracy
@@ -53,10 +52,7 @@ def evaluate(cfg: Config, *, progress: bool = True) -> EvalResult:
 
     out = output_dir(e.output_dir, trained)
     write_json(metrics, out / "metrics.json")
-    with open(out / "noise_accuracy.csv", "w", newline="") as f:
-        w = csv.DictWriter(f, fieldnames=["sigma", "accuracy", "std"])
-        w.writeheader()
-        w.writerows(rows)
+    write_csv(rows, ["sigma", "accuracy", "std"], out / "noise_accuracy.csv")
 
     from errorset import tracking
     from errorset.plots.noise import plot_accuracy_in_noise

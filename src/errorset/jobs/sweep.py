@@ -6,7 +6,6 @@ Writes ``summary.json`` (best trial or Pareto front), ``trials.csv`` and
 
 from __future__ import annotations
 
-import csv
 import logging
 import os
 import subprocess
@@ -18,7 +17,7 @@ from typing import Any
 
 from errorset.config import Config, to_yaml
 from errorset.errors import ErrorsetError
-from errorset.jobs.common import write_json
+from errorset.jobs.common import write_csv, write_json
 from errorset.plots.style import save_figure
 from errorset.sweep import run as runner
 from errorset.sweep import summary as summaries
@@ -96,10 +95,7 @@ def report(sw: runner.Sweep) -> SweepResult:
     rows = summaries.trial_rows(sw)
     write_json(summary, out / "summary.json")
     keys = list(rows[0]) if rows else ["number", "state"]
-    with open(out / "trials.csv", "w", newline="") as f:
-        w = csv.DictWriter(f, fieldnames=keys)
-        w.writeheader()
-        w.writerows(rows)
+    write_csv(rows, keys, out / "trials.csv")
     figures = {}
     if any(r["state"] == "COMPLETE" for r in rows):
         if len(sw.names) > 1:
