@@ -17,12 +17,15 @@ import numpy as np
 import torch
 
 from errorset.data.corruptions.ops import (
-    clipped_zoom,
+    DENSE_FILTER_MAX_SIDE,
+    apply_separable_sum,
+    cached_tensor,
     filter_matrix,
     gaussian_filter,
     motion_taps,
     separable_filter,
     shift_sum,
+    zoom_sum,
 )
 from errorset.data.corruptions.registry import register
 from errorset.data.corruptions.rng import ImageRNG
@@ -77,8 +80,15 @@ def defocus_blur(x: torch.Tensor, p: DefocusBlur, rng: ImageRNG | None) -> torch
     of its singular value decomposition (rank 1-7 for the tables' disks,
     exact to 1e-7).
     """
+    terms = _separable_terms(float(p.radius), float(p.alias_blur))
+    h, w = x.shape[-2:]
+    if max(h, w) <= DENSE_FILTER_MAX_SIDE:
+        key = ("defocus", h, w, float(p.radius), float(p.alias_blur))
+        rows = cached_tensor((*key, "h"), lambda: np.stack([filter_matrix(h, c, "mirror") for c, _ in terms]), x)
+        cols = cached_tensor((*key, "w"), lambda: np.stack([filter_matrix(w, r, "mirror") for _, r in terms]), x)
+        return apply_separable_sum(x, rows, cols).clamp_(0, 1)
     out = torch.zeros_like(x)
-    for col, row in _separable_terms(float(p.radius), float(p.alias_blur)):
+    for col, row in terms:
         out += separable_filter(x, col, row, "mirror")
     return out.clamp_(0, 1)
 
@@ -126,40 +136,76 @@ def local_shuffle(x: torch.Tensor, delta: int, iterations: int, offsets: torch.T
     on NumPy views) copies the neighbour into ``(h, w)`` and leaves the
     neighbour unchanged; we reproduce that behaviour, not a true swap.
     """
-    n, c, h, w = x.shape
+    n, _, h, w = x.shape
     if h - 2 * delta <= 0 or w - 2 * delta <= 0:
         return x
+    rows, cols, _ = _wavefronts(h, w, delta)
+    order = torch.as_tensor(rows * (w - 2 * delta) + cols, device=x.device)  # visits in time order
+    flat = (offsets[..., 0] * w + offsets[..., 1]).reshape(n, iterations, -1).to(x.device)
+    return shuffle_in_time_order(x, delta, flat.index_select(2, order))
+
+
+def shuffle_in_time_order(x: torch.Tensor, delta: int, shifts: torch.Tensor) -> torch.Tensor:
+    """:func:`local_shuffle` with each visit's offset given as ``dy * W + dx``, visits in time order.
+
+    Args:
+        x: (N, C, H, W) images.
+        shifts: (N, iterations, (H - 2 delta) (W - 2 delta)) int64 flat offsets;
+            column ``j`` is the ``j``-th visit of the order of :func:`_wavefronts`.
+    """
+    n, c, h, w = x.shape
     rows, cols, bounds = _wavefronts(h, w, delta)
     dev = x.device
     a = torch.as_tensor(rows, device=dev)
     b = torch.as_tensor(cols, device=dev)
     p = (h - delta - a) * w + (w - delta - b)  # flat target of every visit, in time order
-    # all images' pixels as rows of one (N * H * W, C) table; visits as row indices, time-major
+    # all images' pixels as rows of one (N * H * W, C) table (one value per row for one channel);
+    # visits as row indices, time-major
     table = x.permute(0, 2, 3, 1).reshape(n * h * w, c).clone()
+    if c == 1:
+        table = table.view(-1)
     base = torch.arange(n, device=dev)[None, :] * (h * w)  # (1, N)
     targets = (p[:, None] + base).contiguous()  # (V, N)
-    order = a * (w - 2 * delta) + b  # visits in time order, as indices into the (a, b) grid
-    flat_offsets = (offsets[..., 0] * w + offsets[..., 1]).reshape(n, iterations, -1)
-    for it in range(iterations):
-        shift = flat_offsets[:, it].index_select(1, order)  # (N, V), time order
-        sources = (targets + shift.T).contiguous()  # (V, N)
-        for s in range(len(bounds) - 1):
-            lo, hi = int(bounds[s]), int(bounds[s + 1])
-            table.index_copy_(0, targets[lo:hi].view(-1), table.index_select(0, sources[lo:hi].view(-1)))
+    steps = [(int(bounds[s]), int(bounds[s + 1])) for s in range(len(bounds) - 1)]
+    target_steps = [targets[lo:hi].view(-1) for lo, hi in steps]
+    for it in range(shifts.shape[1]):
+        sources = (targets + shifts[:, it].T).contiguous()  # (V, N)
+        for (lo, hi), dest in zip(steps, target_steps, strict=True):
+            table.index_copy_(0, dest, table.index_select(0, sources[lo:hi].view(-1)))
     return table.reshape(n, h, w, c).permute(0, 3, 1, 2).contiguous()
+
+
+@functools.lru_cache(maxsize=16)
+def _offset_codes(delta: int, width: int) -> np.ndarray:
+    """Flat offsets ``dy * width + dx`` of the ``(2 delta)^2`` pairs in ``[-delta, delta)^2``, by code."""
+    dy, dx = np.divmod(np.arange((2 * delta) ** 2), 2 * delta)
+    return (dy - delta) * width + (dx - delta)
 
 
 @register("glass_blur", "blur", random=True, chunk_scale=8)
 def glass_blur(x: torch.Tensor, p: GlassBlur, rng: ImageRNG) -> torch.Tensor:
-    """Blur, quantise to 8 bits (truncating, as the reference), shuffle pixels locally, blur again."""
+    """Blur, quantise to 8 bits (truncating, as the reference), shuffle pixels locally, blur again.
+
+    The quantised pixels are shuffled as one number each (``r + 256 g + 65536 b``,
+    exact in float32), which moves a third of the values of a 3-channel
+    shuffle; each visit's offset pair is one draw of the ``(2 delta)^2``
+    equally likely pairs.
+    """
     h, w = x.shape[-2:]
-    y = gaussian_filter(x, float(p.sigma), mode="nearest")
-    y = torch.floor(y * 255) / 255
+    y = torch.floor(gaussian_filter(x, float(p.sigma), mode="nearest") * 255)
     d = int(p.max_delta)
     if h - 2 * d > 0 and w - 2 * d > 0:
-        offsets = rng.integers(-d, d, (int(p.iterations), h - 2 * d, w - 2 * d, 2), 0)
-        y = local_shuffle(y, d, int(p.iterations), offsets)
-    return gaussian_filter(y, float(p.sigma), mode="nearest").clamp_(0, 1)
+        visits = (h - 2 * d) * (w - 2 * d)
+        pairs = (2 * d) ** 2
+        codes = rng.integers(0, pairs, (int(p.iterations), visits), 0)
+        lut = cached_tensor(("glass", d, w), lambda: _offset_codes(d, w), codes)
+        packed = y[:, 0:1] + 256 * y[:, 1:2] + 65536 * y[:, 2:3]
+        packed = shuffle_in_time_order(packed, d, lut[codes])
+        high = torch.floor(packed / 65536)
+        packed -= 65536 * high
+        mid = torch.floor(packed / 256)
+        y = torch.cat([packed - 256 * mid, mid, high], dim=1)
+    return gaussian_filter(y / 255, float(p.sigma), mode="nearest").clamp_(0, 1)
 
 
 # --- motion ------------------------------------------------------------------------------
@@ -185,8 +231,4 @@ def motion_blur(x: torch.Tensor, p: MotionBlur, rng: ImageRNG) -> torch.Tensor:
 @register("zoom_blur", "blur", random=False)
 def zoom_blur(x: torch.Tensor, p: ZoomBlur, rng: ImageRNG | None) -> torch.Tensor:
     """The mean of the image and its zooms about the centre by each of ``p.factors()`` (bilinear)."""
-    factors = p.factors()
-    out = x.clone()
-    for z in factors:
-        out += clipped_zoom(x, float(z))
-    return (out / (len(factors) + 1)).clamp_(0, 1)
+    return zoom_sum(x, p.factors()).clamp_(0, 1)

@@ -67,7 +67,7 @@ def pixelate(x: torch.Tensor, p: Pixelate, rng: ImageRNG | None) -> torch.Tensor
     return (rows @ x @ cols.T).clamp_(0, 1)
 
 
-@register("jpeg_compression", "digital", random=False, chunk_scale=16)
+@register("jpeg_compression", "digital", random=False)
 def jpeg_compression(x: torch.Tensor, quality: int, rng: ImageRNG | None) -> torch.Tensor:
     """JPEG round trip at ``quality`` (4:2:0), after rounding to 8-bit levels."""
     out = jpeg_round_trip(torch.round(x * 255), int(quality))

@@ -36,7 +36,8 @@ def cached_tensor(key: tuple, build: Callable[[], np.ndarray], like: torch.Tenso
     if t is None:
         if len(_TENSOR_CACHE) >= _TENSOR_CACHE_SIZE:
             _TENSOR_CACHE.clear()
-        t = torch.as_tensor(build(), dtype=like.dtype, device=like.device)
+        # contiguous: matrix products with strided constants fall off the fast BLAS paths (5x slower)
+        t = torch.as_tensor(np.ascontiguousarray(build()), dtype=like.dtype, device=like.device).contiguous()
         _TENSOR_CACHE[full] = t
     return t
 
@@ -91,6 +92,25 @@ def apply_separable(x: torch.Tensor, rows: torch.Tensor | None, cols: torch.Tens
     if rows is not None:
         x = rows @ x
     return x
+
+
+def apply_separable_sum(x: torch.Tensor, rows: torch.Tensor, cols: torch.Tensor) -> torch.Tensor:
+    """``sum_k rows[k] @ x @ cols[k]^T`` over the last two dimensions of ``x`` (..., H, W).
+
+    Args:
+        rows: (K, H, H) matrices.
+        cols: (K, W, W) matrices.
+
+    Each term's left product accumulates into the result inside the matrix
+    product (``baddbmm``), so the sum costs no passes of its own.
+    """
+    *lead, h, w = x.shape
+    planes = x.reshape(-1, h, w)
+    out = torch.zeros_like(planes)
+    cols_t = cols.transpose(1, 2)
+    for k in range(rows.shape[0]):
+        torch.baddbmm(out, rows[k].expand(planes.shape[0], h, h), planes @ cols_t[k], out=out)
+    return out.view(*lead, h, w)
 
 
 #: sides up to this use dense (n, n) filter matrices; longer ones use banded blocks (see banded_filter)
@@ -226,6 +246,52 @@ def clipped_zoom(x: torch.Tensor, factor: float) -> torch.Tensor:
     return apply_separable(x, rows, cols)
 
 
+#: terms of :func:`zoom_sum_terms` whose weight is below this fraction of the largest are dropped
+ZOOM_SUM_TOLERANCE = 1e-7
+
+
+@functools.lru_cache(maxsize=64)
+def zoom_sum_terms(height: int, width: int, factors: tuple[float, ...]) -> tuple[np.ndarray, np.ndarray]:
+    """The mean of the image and its clipped zooms by ``factors``, as a short sum of separable terms.
+
+    The operator ``(x + sum_z Z_z^H x Z_z^W^T) / (len(factors) + 1)`` (``Z`` the
+    matrices of :func:`zoom_matrix`) is a sum of Kronecker products; zooms by
+    nearby factors are nearly equal, so the same operator is a sum of fewer
+    terms ``A_k x B_k^T`` (the singular value decomposition of the rearranged
+    operator, from the small matrices of its ``len(factors) + 1`` terms;
+    terms below :data:`ZOOM_SUM_TOLERANCE` of the largest are dropped, an
+    error below 1e-6). At 32 pixels this halves the matrix products of zoom blur.
+
+    Returns:
+        ``A`` (K, H, H) and ``B`` (K, W, W).
+    """
+    zh = [np.eye(height)] + [zoom_matrix(height, z) for z in factors]
+    zw = [np.eye(width)] + [zoom_matrix(width, z) for z in factors]
+    vh = np.stack([m.ravel() for m in zh], axis=1) / len(zh)  # (H^2, Z): the operator is vh @ vw^T rearranged
+    vw = np.stack([m.ravel() for m in zw], axis=1)
+    qh, rh = np.linalg.qr(vh)
+    qw, rw = np.linalg.qr(vw)
+    u, sv, wt = np.linalg.svd(rh @ rw.T)
+    keep = int((sv > sv[0] * ZOOM_SUM_TOLERANCE).sum())
+    a = (qh @ (u[:, :keep] * sv[:keep])).T.reshape(keep, height, height)
+    b = (qw @ wt[:keep].T).T.reshape(keep, width, width)
+    return a, b
+
+
+def zoom_sum(x: torch.Tensor, factors: Sequence[float]) -> torch.Tensor:
+    """The mean of every plane and its :func:`clipped_zoom` by each factor (zoom blur before clipping)."""
+    h, w = x.shape[-2:]
+    if max(h, w) > DENSE_ZOOM_MAX_SIDE:
+        out = x.clone()
+        for z in factors:
+            out += clipped_zoom(x, float(z))
+        return out / (len(factors) + 1)
+    key = tuple(float(z) for z in factors)
+    rows = cached_tensor(("zoomsum", h, w, key, "h"), lambda: zoom_sum_terms(h, w, key)[0], x)
+    cols = cached_tensor(("zoomsum", h, w, key, "w"), lambda: zoom_sum_terms(h, w, key)[1], x)
+    return apply_separable_sum(x, rows, cols)
+
+
 @functools.lru_cache(maxsize=256)
 def pil_resize_matrix(n_in: int, n_out: int, resample: str) -> np.ndarray:
     """(n_out, n_in) matrix of Pillow's ``resize`` along one axis (``box`` or ``nearest``).
@@ -270,50 +336,25 @@ def bilinear_sample(img: torch.Tensor, y: torch.Tensor, x: torch.Tensor, mode: s
     """Sample ``img`` (N, C, H, W) at per-image coordinates ``y``, ``x`` (N, H', W') in pixels.
 
     Coordinates outside the image are folded back by the boundary rule
-    ``mode`` (``reflect`` = scipy's ``map_coordinates(mode='reflect')``;
-    ``mirror`` = OpenCV's ``BORDER_REFLECT_101``), then interpolated linearly
-    between the 4 neighbours.
+    ``mode`` (``reflect`` = scipy's ``map_coordinates(mode='reflect')``, a
+    mirror about -0.5 and size - 0.5; ``mirror`` = OpenCV's
+    ``BORDER_REFLECT_101``, a mirror about 0 and size - 1), then interpolated
+    linearly between the 4 neighbours, edge pixels repeated beyond the image.
+    That is ``grid_sample``'s ``reflection`` padding with ``align_corners``
+    False and True respectively, which does it in one fused pass.
     """
-    n, c, h, w = img.shape
+    if mode not in ("reflect", "mirror"):
+        raise ValueError(f"unknown boundary mode {mode!r}")
+    h, w = img.shape[-2:]
+    align = mode == "mirror"
 
-    def fold(v: torch.Tensor, size: int) -> torch.Tensor:
-        if mode == "reflect":  # mirror about -0.5 and size - 0.5
-            period = 2 * size
-            v = torch.remainder(v + 0.5, period)
-            v = torch.where(v >= size, period - v, v) - 0.5
-            return v
-        if mode == "mirror":  # mirror about 0 and size - 1
-            if size == 1:
-                return torch.zeros_like(v)
-            period = 2 * (size - 1)
-            v = torch.remainder(v, period)
-            return torch.where(v > size - 1, period - v, v)
-        return v.clamp(0, size - 1)
+    def normalise(v: torch.Tensor, size: int) -> torch.Tensor:
+        if align:
+            return v * (2.0 / max(size - 1, 1)) - 1.0
+        return (v * 2.0 + 1.0) * (1.0 / size) - 1.0
 
-    y = fold(y, h)
-    x = fold(x, w)
-    y0f = torch.floor(y)
-    x0f = torch.floor(x)
-    fy = (y - y0f).unsqueeze(1)
-    fx = (x - x0f).unsqueeze(1)
-    y0 = y0f.long()
-    x0 = x0f.long()
-    flat = img.reshape(n, c, h * w)
-
-    # After folding, the neighbours outside the image are its edge pixels (their weight is 0 under
-    # "mirror", and "reflect" repeats the edge), so clamping the indices is exact.
-    r0 = y0.clamp(0, h - 1) * w
-    r1 = (y0 + 1).clamp(0, h - 1) * w
-    c0 = x0.clamp(0, w - 1)
-    c1 = (x0 + 1).clamp(0, w - 1)
-
-    def tap(r: torch.Tensor, col: torch.Tensor) -> torch.Tensor:
-        i = (r + col).reshape(n, 1, -1).expand(n, c, -1)
-        return flat.gather(2, i).reshape(n, c, *y.shape[1:])
-
-    top = torch.lerp(tap(r0, c0), tap(r0, c1), fx)
-    bottom = torch.lerp(tap(r1, c0), tap(r1, c1), fx)
-    return torch.lerp(top, bottom, fy)
+    grid = torch.stack([normalise(x, w), normalise(y, h)], dim=-1).to(img.dtype)
+    return torch.nn.functional.grid_sample(img, grid, mode="bilinear", padding_mode="reflection", align_corners=align)
 
 
 # --- motion blur ---------------------------------------------------------------------
@@ -358,25 +399,41 @@ def shift_sum(x: torch.Tensor, dy: torch.Tensor, dx: torch.Tensor, weights: torc
     """``sum_t weights[n, t] * x[n, :, clamp(h - dy[n, t]), clamp(w - dx[n, t])]`` for every image n.
 
     The shifted copies repeat the edge pixels (as the reference's ``shift``).
-    Images are padded once by the largest shift and each tap reads one
-    window per image out of the padded batch.
+    The images are laid out channel-last and padded along W by the largest
+    column shift, so that one tap of one output row is a single run of
+    ``W * C`` consecutive values: each tap copies whole rows (one index per
+    row, out of a strided view whose row ``k`` starts at value ``k``) and adds
+    them with the images' weights. That moves memory at copy speed instead of
+    gathering every value by its own index (2-3x faster on CPUs).
+
+    Returns:
+        (N, C, H, W) in channels-last memory layout.
     """
     n, c, h, w = x.shape
-    p = int(max(dy.abs().max().item(), dx.abs().max().item(), 0))
-    xp = torch.nn.functional.pad(x, (p, p, p, p), mode="replicate") if p else x
-    wp = w + 2 * p
-    flat = xp.reshape(n, c, -1)
-    dev = x.device
-    # flat index of output pixel (h, w) in the padded image, and each image's offset per tap
-    base = (torch.arange(h, device=dev)[:, None] * wp + torch.arange(w, device=dev)[None, :]).reshape(1, -1)
-    offset = ((p - dy) * wp + (p - dx)).to(dev)
     used = int((weights != 0).any(dim=0).sum())  # taps are dropped from the end
-    wts = weights.to(device=dev, dtype=x.dtype)
-    out = torch.zeros(n, c, h * w, dtype=x.dtype, device=dev)
+    if used == 0:
+        return torch.zeros_like(x)
+    dev = x.device
+    dy = dy[:, :used].to(dev)
+    dx = dx[:, :used].to(dev)
+    p = int(dx.abs().max().item())
+    cols = torch.arange(-p, w + p, device=dev).clamp_(0, w - 1)
+    padded = x.permute(0, 2, 3, 1).index_select(2, cols).contiguous()  # (N, H, W + 2p, C)
+    row_len = (w + 2 * p) * c
+    flat = padded.view(-1)
+    # row k of `runs` is the W * C values starting at value k (a view: nothing is copied)
+    runs = flat.as_strided((flat.numel() - w * c + 1, w * c), (1, 1))
+    rows = torch.arange(h, device=dev)
+    first = (  # (T, N, H): where tap t of output row r of image n starts in `flat`
+        (rows[None, None, :] - dy.T[:, :, None]).clamp_(0, h - 1) * row_len
+        + (torch.arange(n, device=dev) * (h * row_len))[None, :, None]
+        + ((p - dx.T) * c)[:, :, None]
+    )
+    wts = weights[:, :used].T.to(device=dev, dtype=x.dtype).contiguous()
+    out = torch.zeros(n, h, w * c, dtype=x.dtype, device=dev)
     for t in range(used):
-        idx = (base + offset[:, t : t + 1]).unsqueeze(1).expand(n, c, h * w)
-        out.addcmul_(flat.gather(2, idx), wts[:, t].view(n, 1, 1))
-    return out.reshape(n, c, h, w)
+        out.addcmul_(runs.index_select(0, first[t].reshape(-1)).view(n, h, w * c), wts[t].view(n, 1, 1))
+    return out.view(n, h, w, c).permute(0, 3, 1, 2)
 
 
 # --- the plasma fractal ----------------------------------------------------------------

@@ -44,6 +44,29 @@ CPU_CHUNK_VALUES = 1 << 19
 #: on GPUs, chunks bound the memory of the intermediate tensors
 GPU_CHUNK_VALUES = 1 << 26
 
+def chunk_images(limit: int, values_per_image: int) -> int:
+    """Images per chunk: the largest power of 2 whose images hold at most ``limit`` values (at least 1).
+
+    A power of 2 at least as large as the random fields' blocks (see
+    :mod:`errorset.data.corruptions.rng`) makes aligned chunks cover whole
+    blocks, so no chunk draws numbers for images outside it.
+    """
+    fit = max(1, limit // max(1, values_per_image))
+    return 1 << (fit.bit_length() - 1)
+
+
+def aligned_chunks(start_index: int, n: int, chunk: int) -> list[tuple[int, int]]:
+    """``(i, j)`` ranges of a batch of ``n`` images whose set indices ``start_index + i`` ... are cut
+    at multiples of ``chunk``."""
+    out = []
+    i = 0
+    while i < n:
+        j = min(n, i + chunk - (start_index + i) % chunk)
+        out.append((i, j))
+        i = j
+    return out
+
+
 CorruptionFn = Callable[[torch.Tensor, Any, "ImageRNG"], torch.Tensor]
 
 
@@ -200,15 +223,15 @@ def corrupt(
     n, channels, h, w = x.shape
     key = splitmix64(seed, salt_of(f"{name}/{severity}"))
     limit = (GPU_CHUNK_VALUES if x.device.type == "cuda" else CPU_CHUNK_VALUES) * c.chunk_scale
-    chunk = max(1, limit // (3 * h * w))
+    chunk = chunk_images(limit, 3 * h * w)
     out = torch.empty(x.shape, dtype=x.dtype, device=x.device)
-    for i in range(0, n, chunk):
-        xin = x[i : i + chunk].detach().to(work)
+    for i, j in aligned_chunks(start_index, n, chunk):
+        xin = x[i:j].detach().to(work)
         if channels == 1:
             xin = xin.expand(-1, 3, -1, -1)
         rng = ImageRNG(key, xin.shape[0], start_index + i, x.device, work) if c.random else None
         y = c.fn(xin.contiguous(), params, rng)  # type: ignore[arg-type]
         if channels == 1:
             y = 0.299 * y[:, 0:1] + 0.587 * y[:, 1:2] + 0.114 * y[:, 2:3]
-        out[i : i + chunk] = y
+        out[i:j] = y
     return out.clamp_(0, 1)

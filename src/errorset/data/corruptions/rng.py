@@ -9,8 +9,10 @@ a set gets depends only on the seed and on ``i``:
    batch size; ``None`` draws from torch's global CPU generator);
 2. images are grouped into fixed blocks of ``B`` consecutive indices in the
    whole set (``start_index + i``), where ``B`` depends only on how many
-   numbers one image needs (about 2^18 numbers per block: 64 images of 32x32x3
-   noise, 1 image of 224x224x3);
+   numbers one image needs (a power of 2 of images holding at most 2^17
+   numbers: 32 images of 32x32x3 noise, 1 image of 224x224x3);
+   :func:`~errorset.data.corruptions.corrupt` cuts large batches into
+   chunks at multiples of a larger power of 2, so chunks cover whole blocks;
 3. block ``k`` of a random field (``stream``) is drawn in one call from a CPU
    ``torch.Generator`` seeded with ``splitmix64(s, corruption, severity,
    stream, k)``; a batch takes the rows of the blocks it overlaps and moves
@@ -71,7 +73,7 @@ def draw_seed(generator: torch.Generator | None) -> int:
 
 
 #: numbers drawn per block of images (see the module docstring)
-BLOCK_VALUES = 1 << 18
+BLOCK_VALUES = 1 << 17
 #: most images per block
 MAX_BLOCK = 1024
 
@@ -156,10 +158,14 @@ class ImageRNG:
     def integers(self, low: int, high: int, shape: Sequence[int], stream: int) -> torch.Tensor:
         """(N, *shape) independent integers uniform in [low, high) (int64; ranges below 2^20).
 
-        Drawn as ``low + floor(u * (high - low))`` from float64 uniforms (torch's
-        integer sampler is several times slower per number).
+        Drawn as ``low + floor(u * (high - low))`` from float uniforms (torch's
+        integer sampler is several times slower per number): float32 ones
+        (24 random bits) for ranges up to 2^12, float64 ones above. Either
+        way the draws do not depend on the images' dtype.
         """
-        if not 0 < high - low < 1 << 20:
+        span = high - low
+        if not 0 < span < 1 << 20:
             raise ValueError(f"integers: range [{low}, {high}) is empty or too large")
-        u = self._draw(shape, stream, torch.float64, lambda t, g: t.uniform_(0.0, 1.0, generator=g))
-        return (u * (high - low)).floor_().clamp_(max=high - low - 1).to(torch.int64) + low
+        dtype = torch.float32 if span <= 1 << 12 else torch.float64
+        u = self._draw(shape, stream, dtype, lambda t, g: t.uniform_(0.0, 1.0, generator=g))
+        return u.mul_(span).floor_().clamp_(max=span - 1).to(torch.int64) + low
