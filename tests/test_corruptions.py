@@ -238,15 +238,17 @@ def test_jpeg_codec_equals_pillow():
 
     from errorset.data.corruptions.jpeg import jpeg_round_trip
 
-    x = (smooth_images(4, h=48, w=40, seed=2) * 255).round()
-    x[:, :, ::7] = 255 - x[:, :, ::7]  # edges, so that high frequencies matter
-    for quality in (7, 25, 80, 95):
-        ours = jpeg_round_trip(x, quality)
-        for i in range(4):
-            buf = io.BytesIO()
-            Image.fromarray(x[i].permute(1, 2, 0).numpy().astype(np.uint8)).save(buf, "JPEG", quality=quality)
-            pil = torch.from_numpy(np.asarray(Image.open(buf)).astype(np.float32)).permute(2, 0, 1)
-            assert torch.equal(ours[i], pil), (quality, float((ours[i] - pil).abs().mean()))
+    for h, w in ((48, 40), (32, 32), (33, 27), (17, 50)):
+        x = (smooth_images(4, h=h, w=w, seed=2) * 255).round()
+        x[:, :, ::7] = 255 - x[:, :, ::7]  # edges, so that high frequencies matter
+        x[3] = torch.randint(0, 256, x[3].shape, generator=gen(h)).float()  # noise: every coefficient
+        for quality in (7, 25, 80, 95):
+            ours = jpeg_round_trip(x, quality)
+            for i in range(4):
+                buf = io.BytesIO()
+                Image.fromarray(x[i].permute(1, 2, 0).numpy().astype(np.uint8)).save(buf, "JPEG", quality=quality)
+                pil = torch.from_numpy(np.asarray(Image.open(buf)).astype(np.float32)).permute(2, 0, 1)
+                assert torch.equal(ours[i], pil), (h, w, quality, float((ours[i] - pil).abs().mean()))
 
 
 def test_pixelate_matches_pillow_box_resizing():

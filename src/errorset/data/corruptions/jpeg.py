@@ -53,44 +53,83 @@ def quant_table(base: tuple[int, ...], quality: int) -> np.ndarray:
 _FIX = lambda v: int(v * 65536 + 0.5)
 _HALF = 1 << 15
 
+# Every step below is integer arithmetic done exactly in float64: integer weights, sums far below
+# 2^53, and libjpeg's right shifts as floor(v / 2^k) (a division by a power of two is exact).
+
+#: libjpeg's ``rgb_ycc_convert``: YCbCr = (RGB_TO_YCC @ rgb + YCC_BIAS) >> 16
+RGB_TO_YCC = (
+    (_FIX(0.299), _FIX(0.587), _FIX(0.114)),
+    (-_FIX(0.16874), -_FIX(0.33126), _FIX(0.5)),
+    (_FIX(0.5), -_FIX(0.41869), -_FIX(0.08131)),
+)
+YCC_BIAS = (_HALF, (128 << 16) + _HALF - 1, (128 << 16) + _HALF - 1)
+#: libjpeg's ``ycc_rgb_convert``: RGB = Y + (CHROMA_TO_RGB @ (Cb - 128, Cr - 128) + 2^15) >> 16
+CHROMA_TO_RGB = ((0, _FIX(1.402)), (-_FIX(0.34414), -_FIX(0.71414)), (_FIX(1.772), 0))
+
+
+def _shift_right(v: torch.Tensor, bits: int) -> torch.Tensor:
+    """``v >> bits`` for integer-valued floats (floor division by ``2^bits``), in place."""
+    return v.mul_(1.0 / (1 << bits)).floor_()
+
+
+def _channel_mix(weights: tuple[tuple[int, ...], ...], planes: torch.Tensor) -> torch.Tensor:
+    """(N, K, H, W) integer combinations ``sum_c weights[k][c] * planes[:, c]`` of (N, C, H, W)."""
+    w = torch.as_tensor(weights, dtype=planes.dtype, device=planes.device)
+    return torch.einsum("kc,nchw->nkhw", w, planes)
+
 
 def _rgb_to_ycc(rgb: torch.Tensor) -> torch.Tensor:
-    """int32 (N, 3, H, W) 0..255 -> int32 YCbCr, as libjpeg's ``rgb_ycc_convert``."""
-    r, g, b = rgb[:, 0], rgb[:, 1], rgb[:, 2]
-    off = (128 << 16) + _HALF - 1
-    y = (_FIX(0.299) * r + _FIX(0.587) * g + _FIX(0.114) * b + _HALF) >> 16
-    cb = (-_FIX(0.16874) * r - _FIX(0.33126) * g + _FIX(0.5) * b + off) >> 16
-    cr = (_FIX(0.5) * r - _FIX(0.41869) * g - _FIX(0.08131) * b + off) >> 16
-    return torch.stack([y, cb, cr], dim=1)
+    """(N, 3, H, W) RGB 0..255 -> YCbCr, as libjpeg's ``rgb_ycc_convert``."""
+    bias = torch.as_tensor(YCC_BIAS, dtype=rgb.dtype, device=rgb.device).view(1, 3, 1, 1)
+    return _shift_right(_channel_mix(RGB_TO_YCC, rgb).add_(bias), 16)
 
 
-def _ycc_to_rgb(ycc: torch.Tensor) -> torch.Tensor:
-    """int32 YCbCr -> int32 RGB 0..255, as libjpeg's ``ycc_rgb_convert``."""
-    y, cb, cr = ycc[:, 0], ycc[:, 1] - 128, ycc[:, 2] - 128
-    r = y + ((_FIX(1.402) * cr + _HALF) >> 16)
-    g = y + ((-_FIX(0.34414) * cb + _HALF - _FIX(0.71414) * cr) >> 16)
-    b = y + ((_FIX(1.772) * cb + _HALF) >> 16)
-    return torch.stack([r, g, b], dim=1).clamp_(0, 255)
+def _ycc_to_rgb(y: torch.Tensor, chroma: torch.Tensor) -> torch.Tensor:
+    """Y (N, 1, H, W) and CbCr (N, 2, H, W) -> RGB 0..255, as libjpeg's ``ycc_rgb_convert``."""
+    return _shift_right(_channel_mix(CHROMA_TO_RGB, chroma - 128).add_(_HALF), 16).add_(y).clamp_(0, 255)
+
+
+@functools.lru_cache(maxsize=64)
+def _downsample_matrix(n: int) -> np.ndarray:
+    """(n / 2, n) sums of pairs: libjpeg's ``h2v2_downsample`` along one axis (n even)."""
+    m = np.zeros((n // 2, n))
+    m[np.arange(n // 2), 2 * np.arange(n // 2)] = 1
+    m[np.arange(n // 2), 2 * np.arange(n // 2) + 1] = 1
+    return m
 
 
 def _downsample(c: torch.Tensor) -> torch.Tensor:
-    """2x2 means with libjpeg's bias (1, 2, 1, 2, ... along a row), int32 (N, H, W) with even H, W."""
-    s = c[:, 0::2, 0::2] + c[:, 0::2, 1::2] + c[:, 1::2, 0::2] + c[:, 1::2, 1::2]
-    bias = torch.ones(s.shape[-1], dtype=s.dtype, device=s.device)
+    """2x2 means with libjpeg's bias (1, 2, 1, 2, ... along a row), (..., H, W) with even H, W."""
+    h, w = c.shape[-2:]
+    rows = torch.as_tensor(_downsample_matrix(h), dtype=c.dtype, device=c.device)
+    cols = torch.as_tensor(_downsample_matrix(w), dtype=c.dtype, device=c.device)
+    bias = torch.ones(w // 2, dtype=c.dtype, device=c.device)
     bias[1::2] = 2
-    return (s + bias) >> 2
+    return _shift_right((rows @ c @ cols.T).add_(bias), 2)
+
+
+@functools.lru_cache(maxsize=64)
+def _upsample_matrix(n: int) -> np.ndarray:
+    """(2n, n) triangular weights of libjpeg's ``h2v2_fancy_upsample`` along one axis (edges repeated):
+    output ``2i`` is ``3 c[i] + c[i - 1]``, output ``2i + 1`` is ``3 c[i] + c[i + 1]``."""
+    m = np.zeros((2 * n, n))
+    i = np.arange(n)
+    np.add.at(m, (2 * i, i), 3)
+    np.add.at(m, (2 * i, np.maximum(i - 1, 0)), 1)
+    np.add.at(m, (2 * i + 1, i), 3)
+    np.add.at(m, (2 * i + 1, np.minimum(i + 1, n - 1)), 1)
+    return m
 
 
 def _fancy_upsample(c: torch.Tensor) -> torch.Tensor:
-    """libjpeg's ``h2v2_fancy_upsample`` (triangular filter, edges repeated), int32 (N, h, w) -> (N, 2h, 2w)."""
-    up = torch.cat([c[:, :1], c[:, :-1]], dim=1)
-    down = torch.cat([c[:, 1:], c[:, -1:]], dim=1)
-    rows = torch.stack([3 * c + up, 3 * c + down], dim=2).flatten(1, 2)  # column sums, (N, 2h, w)
-    left = torch.cat([rows[..., :1], rows[..., :-1]], dim=2)
-    right = torch.cat([rows[..., 1:], rows[..., -1:]], dim=2)
-    even = (3 * rows + left + 8) >> 4
-    odd = (3 * rows + right + 7) >> 4
-    return torch.stack([even, odd], dim=3).flatten(2, 3)
+    """libjpeg's ``h2v2_fancy_upsample``, (..., h, w) -> (..., 2h, 2w): the column sums, then
+    ``(3 a + neighbour + 8) >> 4`` on even columns and ``+ 7`` on odd ones."""
+    h, w = c.shape[-2:]
+    rows = torch.as_tensor(_upsample_matrix(h), dtype=c.dtype, device=c.device)
+    cols = torch.as_tensor(_upsample_matrix(w), dtype=c.dtype, device=c.device)
+    bias = torch.full((2 * w,), 7.0, dtype=c.dtype, device=c.device)
+    bias[0::2] = 8
+    return _shift_right((rows @ c @ cols.T).add_(bias), 4)
 
 
 # --- libjpeg's integer DCT ("islow": jfdctint.c, jidctint.c) -------------------------------------
@@ -199,37 +238,33 @@ def pass_matrix(kind: str) -> np.ndarray:
     return torch.stack(cols).numpy()  # row k: output k's weights on inputs 0..7
 
 
-def _along_rows(blocks: torch.Tensor, m: torch.Tensor) -> torch.Tensor:
-    """One islow pass along the last axis of (B, 8, 8) blocks: one matrix product, then rounding."""
-    return torch.floor(blocks.reshape(-1, 8) @ m.T + 0.5).reshape(blocks.shape)
+def _code_planes(planes: torch.Tensor, table: np.ndarray) -> torch.Tensor:
+    """Encode and decode float64 planes (N, H, W) of whole numbers 0..255 (H, W multiples of 8).
 
-
-def _along_columns(blocks: torch.Tensor, m: torch.Tensor) -> torch.Tensor:
-    """One islow pass along the middle axis of (B, 8, 8) blocks."""
-    return _along_rows(blocks.transpose(1, 2).contiguous(), m).transpose(1, 2)
-
-
-def _code_plane(p: torch.Tensor, table: np.ndarray) -> torch.Tensor:
-    """Encode and decode one int32 plane (N, H, W) (H, W multiples of 8); returns decoded int32 0..255."""
-    n, h, w = p.shape
-    dev = p.device
+    The blocks are never cut out: a pass along rows is a product over the
+    last axis viewed as (..., W / 8, 8), a pass along columns a product with
+    the (N, H / 8, 8, W) view, each followed by libjpeg's rounding.
+    """
+    n, h, w = planes.shape
+    dev, dt = planes.device, planes.dtype
 
     def mat(kind: str) -> torch.Tensor:
-        return torch.as_tensor(pass_matrix(kind), dtype=torch.float64, device=dev)
+        return torch.as_tensor(pass_matrix(kind), dtype=dt, device=dev)
 
-    q = torch.as_tensor(table, dtype=torch.float64, device=dev)  # (8, 8)
-    blocks = p.reshape(n, h // 8, 8, w // 8, 8).permute(0, 1, 3, 2, 4).reshape(-1, 8, 8).to(torch.float64) - 128
+    def along_rows(t: torch.Tensor, m: torch.Tensor) -> torch.Tensor:
+        return (t.view(n, h, w // 8, 8) @ m.T).add_(0.5).floor_().view(n, h, w)
+
+    def along_columns(t: torch.Tensor, m: torch.Tensor) -> torch.Tensor:
+        return (m @ t.view(n, h // 8, 8, w)).add_(0.5).floor_().view(n, h, w)
+
+    q = torch.as_tensor(table, dtype=dt, device=dev).repeat(h // 8, w // 8)  # each block's table
     # forward DCT: along rows, then along columns (the result is 8x the true DCT)
-    rows = _along_rows(blocks, mat("fdct1"))
-    coef = _along_columns(rows, mat("fdct2"))
-    # quantise: round |coef| / (8 q) half up, keep the sign
-    div = 8 * q
-    level = torch.sign(coef) * torch.floor((coef.abs() + div / 2) / div)
+    coef = along_columns(along_rows(planes - 128, mat("fdct1")), mat("fdct2"))
+    # quantise (round |coef| / (8 q) half up, keep the sign) and dequantise
+    level = coef.abs().add_(4 * q).div_(8 * q).floor_().mul_(coef.sign()).mul_(q)
     # inverse DCT: along columns, then along rows
-    cols = _along_columns(level * q, mat("idct1"))
-    out = _along_rows(cols, mat("idct2"))
-    out = (out + 128).clamp_(0, 255).to(torch.int32)
-    return out.reshape(n, h // 8, w // 8, 8, 8).permute(0, 1, 3, 2, 4).reshape(n, h, w)
+    out = along_rows(along_columns(level, mat("idct1")), mat("idct2"))
+    return out.add_(128).clamp_(0, 255)
 
 
 def jpeg_round_trip(x: torch.Tensor, quality: int) -> torch.Tensor:
@@ -241,24 +276,20 @@ def jpeg_round_trip(x: torch.Tensor, quality: int) -> torch.Tensor:
     Returns:
         (N, 3, H, W) decoded pixels 0..255 (float32, whole numbers).
     """
-    h, w = x.shape[-2:]
-    rgb = torch.round(x.to(torch.float32)).to(torch.int32)
+    n, _, h, w = x.shape
+    rgb = torch.round(x.to(torch.float64))
     ycc = _rgb_to_ycc(_pad_edges(rgb, h + (h % 2), w + (-w % 16)))
     # luma: rows and columns beyond the image repeat the last ones (blocks wholly outside are cropped anyway)
-    y = _code_plane(_pad_edges(ycc[:, 0:1], h + (-h % 16), w + (-w % 16))[:, 0], quant_table(LUMA_TABLE, quality))
-    chroma_table = quant_table(CHROMA_TABLE, quality)
+    luma = _pad_edges(ycc[:, 0:1], h + (-h % 16), w + (-w % 16))[:, 0]
+    y = _code_planes(luma, quant_table(LUMA_TABLE, quality))[:, None, :h, :w]
+    # chroma: libjpeg repeats the image's last row to make the row count even and its last column up to
+    # the block, then the last *subsampled* row down to the block (jcprepct.c's expand_bottom_edge)
+    sub = _downsample(ycc[:, 1:3])
+    sub = _pad_edges(sub, sub.shape[-2] + (-sub.shape[-2] % 8), sub.shape[-1])
     ch, cw = (h + 1) // 2, (w + 1) // 2  # chroma samples inside the image
-
-    def chroma(plane: torch.Tensor) -> torch.Tensor:
-        # libjpeg repeats the image's last row to make the row count even and its last column up to the
-        # block, then the last *subsampled* row down to the block (jcprepct.c's expand_bottom_edge)
-        sub = _downsample(plane)
-        sub = _pad_edges(sub[:, None], sub.shape[1] + (-sub.shape[1] % 8), sub.shape[2])[:, 0]
-        decoded = _code_plane(sub, chroma_table)[:, :ch, :cw]
-        return _fancy_upsample(decoded)[:, :h, :w]
-
-    out = _ycc_to_rgb(torch.stack([y[:, :h, :w], chroma(ycc[:, 1]), chroma(ycc[:, 2])], dim=1))
-    return out.to(torch.float32)
+    decoded = _code_planes(sub.reshape(2 * n, *sub.shape[-2:]), quant_table(CHROMA_TABLE, quality))
+    chroma = _fancy_upsample(decoded.view(n, 2, *sub.shape[-2:])[..., :ch, :cw])[..., :h, :w]
+    return _ycc_to_rgb(y, chroma).to(torch.float32)
 
 
 def _pad_edges(t: torch.Tensor, height: int, width: int) -> torch.Tensor:
