@@ -10,6 +10,7 @@ import math
 
 import torch
 
+from errorset.data.corruptions.ops import float_mask
 from errorset.data.corruptions.registry import register
 from errorset.data.corruptions.rng import ImageRNG
 
@@ -48,7 +49,7 @@ def _poisson_inverse(lam: torch.Tensor, u: torch.Tensor) -> torch.Tensor:
     lam_w, u_w, p_w, cdf_w = lam[walking], u[walking], p[walking], cdf[walking]
     k_w = k[walking]
     for i in range(POISSON_DENSE_STEPS + 1, 128):
-        below = u_w > cdf_w
+        below = float_mask(torch.gt, u_w, cdf_w)
         if not bool(below.any()):
             break
         k_w += below
@@ -81,7 +82,7 @@ def poisson(lam: torch.Tensor, u: torch.Tensor) -> torch.Tensor:
         return out
     if 2 * count > lam.numel():  # mostly small means: walk them all, keep the small ones
         exact = _poisson_inverse(lam.clamp(max=POISSON_EXACT_BELOW).reshape(-1), u.reshape(-1)).view(lam.shape)
-        return torch.where(small, exact, out)
+        return out.add_(exact.sub_(out).mul_(float_mask(torch.lt, lam, POISSON_EXACT_BELOW)))
     idx = torch.nonzero(small.reshape(-1)).squeeze(1)
     flat = out.reshape(-1)
     flat[idx] = _poisson_inverse(lam.reshape(-1)[idx], u.reshape(-1)[idx])
@@ -99,8 +100,7 @@ def shot_noise(x: torch.Tensor, photons: float, rng: ImageRNG) -> torch.Tensor:
 def impulse_noise(x: torch.Tensor, amount: float, rng: ImageRNG) -> torch.Tensor:
     """Salt and pepper: each value becomes 1 with probability amount/2 and 0 with probability amount/2."""
     u = rng.uniform(x.shape[1:], 0)
-    out = torch.where(u < amount, torch.zeros_like(x), x)
-    return torch.where(u < amount / 2, torch.ones_like(x), out)
+    return (x * float_mask(torch.ge, u, amount)).add_(float_mask(torch.lt, u, amount / 2))
 
 
 @register("speckle_noise", "noise", random=True)

@@ -44,6 +44,23 @@ def cached_tensor(key: tuple, build: Callable[[], np.ndarray], like: torch.Tenso
     return t
 
 
+# --- masks ------------------------------------------------------------------------
+
+
+def float_mask(compare: Callable[..., torch.Tensor], a: torch.Tensor, b: float | torch.Tensor) -> torch.Tensor:
+    """``compare(a, b)`` (``torch.lt``, ``torch.ge``, ...) as 0.0 / 1.0 in ``a``'s dtype.
+
+    Selecting by multiplying with a float mask is several times faster on CPUs
+    than ``torch.where`` or arithmetic with boolean tensors, which are not vectorised there.
+    """
+    return compare(a, b, out=torch.empty_like(a))
+
+
+def keep_at_least(t: torch.Tensor, threshold: float) -> torch.Tensor:
+    """``t`` where ``t >= threshold``, else 0."""
+    return t * float_mask(torch.ge, t, threshold)
+
+
 # --- boundary rules and separable filters ---------------------------------------
 
 

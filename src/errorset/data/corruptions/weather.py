@@ -33,8 +33,10 @@ from errorset.data.corruptions.ops import (
     cached_tensor,
     clipped_zoom,
     filter_matrix,
+    float_mask,
     gaussian_filter,
     gray,
+    keep_at_least,
     motion_taps,
     next_power_of_2,
     plasma_fractal,
@@ -58,7 +60,7 @@ def snow(x: torch.Tensor, p: Snow, rng: ImageRNG) -> torch.Tensor:
     h, w = x.shape[-2:]
     layer = rng.normal((1, h, w), 0, mean=p.mean, std=p.std)
     layer = clipped_zoom(layer, float(p.zoom))
-    layer = torch.where(layer < p.threshold, torch.zeros_like(layer), layer).clamp_(0, 1)
+    layer = keep_at_least(layer, p.threshold).clamp_(0, 1)
     angles = rng.uniform((), 1, -135.0, -45.0)
     dy, dx, weights = motion_taps(int(p.radius), float(p.sigma), angles, h, w)
     layer = shift_sum(layer, dy, dx, weights)
@@ -132,7 +134,7 @@ def frost_texture(rng: ImageRNG, h: int, w: int, texture_scale: float, stream: i
     radius = max(1, round(FROST_NEEDLE_RADIUS * texture_scale))
     k = FROST_NEEDLE_LAYERS
     seeds = rng.uniform((k, h, w), stream + 1)
-    seeds = torch.where(seeds < FROST_NEEDLE_DENSITY, seeds / FROST_NEEDLE_DENSITY, torch.zeros_like(seeds))
+    seeds = (seeds / FROST_NEEDLE_DENSITY).mul_(float_mask(torch.lt, seeds, FROST_NEEDLE_DENSITY))
     angles = rng.uniform((k,), stream + 2, 0.0, 360.0).reshape(n * k)
     dy, dx, weights = motion_taps(radius, radius / 2 + 0.5, angles, h, w)
     needles = shift_sum(seeds.reshape(n * k, 1, h, w), dy, dx, weights)
@@ -267,7 +269,7 @@ def spatter(x: torch.Tensor, p: Spatter, rng: ImageRNG) -> torch.Tensor:
     n, h, w = x.shape[0], x.shape[2], x.shape[3]
     liquid = rng.normal((1, h, w), 0, mean=p.mean, std=p.std)
     liquid = gaussian_filter(liquid, float(p.sigma), mode="nearest")
-    liquid = torch.where(liquid < p.threshold, torch.zeros_like(liquid), liquid)
+    liquid = keep_at_least(liquid, p.threshold)
     if int(p.mud) == 0:
         level = torch.floor(liquid * 255).clamp_(0, 255)  # the reference's uint8 layer
         wet = level > 0
@@ -282,6 +284,6 @@ def spatter(x: torch.Tensor, p: Spatter, rng: ImageRNG) -> torch.Tensor:
         return (x + m * color).clamp_(0, 1)
     mask = (liquid > p.threshold).to(x.dtype)
     m = gaussian_filter(mask, float(p.intensity), mode="nearest")
-    m = torch.where(m < 0.8, torch.zeros_like(m), m)
+    m = keep_at_least(m, 0.8)
     color = torch.as_tensor(MUD_RGB, dtype=x.dtype, device=x.device).view(1, 3, 1, 1)
     return (x * (1 - m) + color * m).clamp_(0, 1)
