@@ -233,5 +233,8 @@ def corrupt(
         y = c.fn(xin.contiguous(), params, rng)  # type: ignore[arg-type]
         if channels == 1:
             y = 0.299 * y[:, 0:1] + 0.587 * y[:, 1:2] + 0.114 * y[:, 2:3]
-        out[i:j] = y
-    return out.clamp_(0, 1)
+        if y.dtype == out.dtype:
+            torch.clamp(y, 0, 1, out=out[i:j])  # copy and clamp in one pass, while the chunk is in cache
+        else:
+            out[i:j] = y.clamp(0, 1)
+    return out
