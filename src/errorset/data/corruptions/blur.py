@@ -192,20 +192,21 @@ def glass_blur(x: torch.Tensor, p: GlassBlur, rng: ImageRNG) -> torch.Tensor:
     equally likely pairs.
     """
     h, w = x.shape[-2:]
-    y = torch.floor(gaussian_filter(x, float(p.sigma), mode="nearest") * 255)
+    y = gaussian_filter(x, float(p.sigma), mode="nearest").mul(255).floor_()
     d = int(p.max_delta)
     if h - 2 * d > 0 and w - 2 * d > 0:
         visits = (h - 2 * d) * (w - 2 * d)
         pairs = (2 * d) ** 2
         codes = rng.integers(0, pairs, (int(p.iterations), visits), 0)
         lut = cached_tensor(("glass", d, w), lambda: _offset_codes(d, w), codes)
-        packed = y[:, 0:1] + 256 * y[:, 1:2] + 65536 * y[:, 2:3]
-        packed = shuffle_in_time_order(packed, d, lut[codes])
-        high = torch.floor(packed / 65536)
-        packed -= 65536 * high
-        mid = torch.floor(packed / 256)
-        y = torch.cat([packed - 256 * mid, mid, high], dim=1)
-    return gaussian_filter(y / 255, float(p.sigma), mode="nearest").clamp_(0, 1)
+        shifts = lut.index_select(0, codes.view(-1)).view(codes.shape)
+        packed = torch.add(y[:, 0:1], y[:, 1:2], alpha=256).add_(y[:, 2:3], alpha=65536)
+        packed = shuffle_in_time_order(packed, d, shifts)
+        high = torch.mul(packed, 1 / 65536, out=y[:, 2:3]).floor_()  # powers of 2: exact
+        packed.add_(high, alpha=-65536)
+        mid = torch.mul(packed, 1 / 256, out=y[:, 1:2]).floor_()
+        torch.add(packed, mid, alpha=-256, out=y[:, 0:1])
+    return gaussian_filter(y.mul_(1 / 255), float(p.sigma), mode="nearest").clamp_(0, 1)
 
 
 # --- motion ------------------------------------------------------------------------------

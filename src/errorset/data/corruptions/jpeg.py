@@ -42,6 +42,7 @@ CHROMA_TABLE = (
 )  # fmt: skip
 
 
+@functools.lru_cache(maxsize=256)
 def quant_table(base: tuple[int, ...], quality: int) -> np.ndarray:
     """libjpeg's ``jpeg_set_quality(quality, force_baseline=TRUE)`` scaling of a base table (8 x 8)."""
     q = min(max(int(quality), 1), 100)
@@ -72,40 +73,43 @@ def _shift_right(v: torch.Tensor, bits: int) -> torch.Tensor:
     return v.mul_(1.0 / (1 << bits)).floor_()
 
 
-def _channel_mix(weights: tuple[tuple[int, ...], ...], planes: torch.Tensor) -> torch.Tensor:
-    """(N, K, H, W) integer combinations ``sum_c weights[k][c] * planes[:, c]`` of (N, C, H, W)."""
-    w = torch.as_tensor(weights, dtype=planes.dtype, device=planes.device)
-    return torch.einsum("kc,nchw->nkhw", w, planes)
+def _mix(weights: tuple[int, ...], planes: list[torch.Tensor], bias: float, out: torch.Tensor) -> torch.Tensor:
+    """``out = bias + sum_c weights[c] * planes[c]`` (one fused multiply-add per plane)."""
+    out.fill_(float(bias))
+    for w, p in zip(weights, planes, strict=True):
+        if w:
+            out.add_(p, alpha=float(w))
+    return out
 
 
 def _rgb_to_ycc(rgb: torch.Tensor) -> torch.Tensor:
     """(N, 3, H, W) RGB 0..255 -> YCbCr, as libjpeg's ``rgb_ycc_convert``."""
-    bias = torch.as_tensor(YCC_BIAS, dtype=rgb.dtype, device=rgb.device).view(1, 3, 1, 1)
-    return _shift_right(_channel_mix(RGB_TO_YCC, rgb).add_(bias), 16)
+    planes = list(rgb.unbind(1))
+    out = torch.empty_like(rgb)
+    for k, (w, b) in enumerate(zip(RGB_TO_YCC, YCC_BIAS, strict=True)):
+        _shift_right(_mix(w, planes, b, out[:, k]), 16)
+    return out
 
 
 def _ycc_to_rgb(y: torch.Tensor, chroma: torch.Tensor) -> torch.Tensor:
     """Y (N, 1, H, W) and CbCr (N, 2, H, W) -> RGB 0..255, as libjpeg's ``ycc_rgb_convert``."""
-    return _shift_right(_channel_mix(CHROMA_TO_RGB, chroma - 128).add_(_HALF), 16).add_(y).clamp_(0, 255)
-
-
-@functools.lru_cache(maxsize=64)
-def _downsample_matrix(n: int) -> np.ndarray:
-    """(n / 2, n) sums of pairs: libjpeg's ``h2v2_downsample`` along one axis (n even)."""
-    m = np.zeros((n // 2, n))
-    m[np.arange(n // 2), 2 * np.arange(n // 2)] = 1
-    m[np.arange(n // 2), 2 * np.arange(n // 2) + 1] = 1
-    return m
+    planes = list(chroma.unbind(1))
+    n, _, h, w = chroma.shape
+    out = torch.empty(n, 3, h, w, dtype=chroma.dtype, device=chroma.device)
+    for k, weights in enumerate(CHROMA_TO_RGB):
+        bias = _HALF - 128 * sum(weights)  # the weights act on Cb - 128 and Cr - 128
+        _shift_right(_mix(weights, planes, bias, out[:, k]), 16).add_(y[:, 0])
+    return out.clamp_(0, 255)
 
 
 def _downsample(c: torch.Tensor) -> torch.Tensor:
     """2x2 means with libjpeg's bias (1, 2, 1, 2, ... along a row), (..., H, W) with even H, W."""
-    h, w = c.shape[-2:]
-    rows = torch.as_tensor(_downsample_matrix(h), dtype=c.dtype, device=c.device)
-    cols = torch.as_tensor(_downsample_matrix(w), dtype=c.dtype, device=c.device)
-    bias = torch.ones(w // 2, dtype=c.dtype, device=c.device)
+    s = c[..., 0::2, 0::2] + c[..., 0::2, 1::2]
+    s += c[..., 1::2, 0::2]
+    s += c[..., 1::2, 1::2]
+    bias = torch.ones(s.shape[-1], dtype=s.dtype, device=s.device)
     bias[1::2] = 2
-    return _shift_right((rows @ c @ cols.T).add_(bias), 2)
+    return _shift_right(s.add_(bias), 2)
 
 
 @functools.lru_cache(maxsize=64)
@@ -123,13 +127,16 @@ def _upsample_matrix(n: int) -> np.ndarray:
 
 def _fancy_upsample(c: torch.Tensor) -> torch.Tensor:
     """libjpeg's ``h2v2_fancy_upsample``, (..., h, w) -> (..., 2h, 2w): the column sums, then
-    ``(3 a + neighbour + 8) >> 4`` on even columns and ``+ 7`` on odd ones."""
+    ``(3 a + neighbour + 8) >> 4`` on even columns and ``+ 7`` on odd ones.
+
+    Computed in float32, which is exact here (every value is a whole number below 2^13).
+    """
     h, w = c.shape[-2:]
-    rows = torch.as_tensor(_upsample_matrix(h), dtype=c.dtype, device=c.device)
-    cols = torch.as_tensor(_upsample_matrix(w), dtype=c.dtype, device=c.device)
-    bias = torch.full((2 * w,), 7.0, dtype=c.dtype, device=c.device)
+    rows = torch.as_tensor(_upsample_matrix(h), dtype=torch.float32, device=c.device)
+    cols = torch.as_tensor(_upsample_matrix(w), dtype=torch.float32, device=c.device)
+    bias = torch.full((2 * w,), 7.0, device=c.device)
     bias[0::2] = 8
-    return _shift_right((rows @ c @ cols.T).add_(bias), 4)
+    return _shift_right((rows @ c.float() @ cols.T).add_(bias), 4).to(c.dtype)
 
 
 # --- libjpeg's integer DCT ("islow": jfdctint.c, jidctint.c) -------------------------------------
@@ -241,9 +248,11 @@ def pass_matrix(kind: str) -> np.ndarray:
 def _code_planes(planes: torch.Tensor, table: np.ndarray) -> torch.Tensor:
     """Encode and decode float64 planes (N, H, W) of whole numbers 0..255 (H, W multiples of 8).
 
-    The blocks are never cut out: a pass along rows is a product over the
-    last axis viewed as (..., W / 8, 8), a pass along columns a product with
-    the (N, H / 8, 8, W) view, each followed by libjpeg's rounding.
+    The blocks are laid out as one (8 rows, 8 columns, blocks) tensor, so that
+    a pass along rows is a batch of 8 products ``(8, 8) @ (8, blocks)`` and a
+    pass along columns one ``(8, 8) @ (8, 8 blocks)`` product: long, cheap
+    matrix products instead of millions of 8-long ones. Each pass is followed
+    by libjpeg's rounding.
     """
     n, h, w = planes.shape
     dev, dt = planes.device, planes.dtype
@@ -252,19 +261,20 @@ def _code_planes(planes: torch.Tensor, table: np.ndarray) -> torch.Tensor:
         return torch.as_tensor(pass_matrix(kind), dtype=dt, device=dev)
 
     def along_rows(t: torch.Tensor, m: torch.Tensor) -> torch.Tensor:
-        return (t.view(n, h, w // 8, 8) @ m.T).add_(0.5).floor_().view(n, h, w)
+        return torch.matmul(m, t).add_(0.5).floor_()
 
     def along_columns(t: torch.Tensor, m: torch.Tensor) -> torch.Tensor:
-        return (m @ t.view(n, h // 8, 8, w)).add_(0.5).floor_().view(n, h, w)
+        return (m @ t.view(8, -1)).add_(0.5).floor_().view(t.shape)
 
-    q = torch.as_tensor(table, dtype=dt, device=dev).repeat(h // 8, w // 8)  # each block's table
+    blocks = planes.view(n, h // 8, 8, w // 8, 8).permute(2, 4, 0, 1, 3).reshape(8, 8, -1) - 128
+    q = torch.as_tensor(table, dtype=dt, device=dev).view(8, 8, 1)
     # forward DCT: along rows, then along columns (the result is 8x the true DCT)
-    coef = along_columns(along_rows(planes - 128, mat("fdct1")), mat("fdct2"))
+    coef = along_columns(along_rows(blocks, mat("fdct1")), mat("fdct2"))
     # quantise (round |coef| / (8 q) half up, keep the sign) and dequantise
-    level = coef.abs().add_(4 * q).div_(8 * q).floor_().mul_(coef.sign()).mul_(q)
+    level = coef.abs().add_(4 * q).div_(8 * q).floor_().mul_(coef.sign_()).mul_(q)
     # inverse DCT: along columns, then along rows
-    out = along_rows(along_columns(level, mat("idct1")), mat("idct2"))
-    return out.add_(128).clamp_(0, 255)
+    out = along_rows(along_columns(level, mat("idct1")), mat("idct2")).add_(128).clamp_(0, 255)
+    return out.view(8, 8, n, h // 8, w // 8).permute(2, 3, 0, 4, 1).reshape(n, h, w)
 
 
 def jpeg_round_trip(x: torch.Tensor, quality: int) -> torch.Tensor:
