@@ -336,3 +336,20 @@ def test_zoom_blur_as_one_sparse_operator_equals_the_sum_of_zooms(table):
     factors = (1.0, 1.07, 1.19)
     want = (big + sum(clipped_zoom(big, z) for z in factors)) / 4
     assert torch.allclose(zoom_sum(big, factors), want, atol=1e-5)
+
+
+def test_displaced_sampling_equals_scipys_map_coordinates():
+    from scipy import ndimage
+
+    from errorset.data.corruptions.ops import sample_displaced
+
+    g = torch.Generator().manual_seed(2)
+    img = torch.rand(2, 3, 12, 15, generator=g, dtype=torch.float64)
+    field = torch.randn(2, 2, 12, 15, generator=g, dtype=torch.float64) * 6
+    got = sample_displaced(img, field)
+    yy, xx = np.meshgrid(np.arange(12), np.arange(15), indexing="ij")
+    for i in range(2):
+        coords = [yy + field[i, 1].numpy(), xx + field[i, 0].numpy()]
+        for c in range(3):
+            want = ndimage.map_coordinates(img[i, c].numpy(), coords, order=1, mode="reflect")
+            np.testing.assert_allclose(got[i, c].numpy(), want, atol=1e-9)

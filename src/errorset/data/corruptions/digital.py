@@ -13,7 +13,13 @@ from __future__ import annotations
 import torch
 
 from errorset.data.corruptions.jpeg import jpeg_round_trip
-from errorset.data.corruptions.ops import bilinear_sample, cached_tensor, gaussian_filter, pil_resize_matrix
+from errorset.data.corruptions.ops import (
+    bilinear_sample,
+    cached_tensor,
+    gaussian_filter,
+    pil_resize_matrix,
+    sample_displaced,
+)
 from errorset.data.corruptions.registry import register
 from errorset.data.corruptions.rng import ImageRNG
 from errorset.data.corruptions.tables import ElasticTransform, Pixelate, Saturate
@@ -113,10 +119,5 @@ def elastic_transform(x: torch.Tensor, p: ElasticTransform, rng: ImageRNG) -> to
         a = float(p.amplitude) * h
         field = rng.uniform((2, h, w), 1, -a, a)
         field = gaussian_filter(field, (float(p.sigma) * h, float(p.sigma) * w), mode="reflect", truncate=3.0)
-        yy, xx = torch.meshgrid(
-            torch.arange(h, dtype=x.dtype, device=x.device),
-            torch.arange(w, dtype=x.dtype, device=x.device),
-            indexing="ij",
-        )
-        x = bilinear_sample(x, yy + field[:, 1], xx + field[:, 0], mode="reflect")
+        x = sample_displaced(x, field)
     return x.clamp(0, 1)

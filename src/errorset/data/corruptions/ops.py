@@ -379,6 +379,23 @@ def bilinear_sample(img: torch.Tensor, y: torch.Tensor, x: torch.Tensor, mode: s
     return torch.nn.functional.grid_sample(img, grid, mode="bilinear", padding_mode="reflection", align_corners=align)
 
 
+def sample_displaced(img: torch.Tensor, field: torch.Tensor) -> torch.Tensor:
+    """``img`` (N, C, H, W) resampled at every pixel moved by ``field`` (N, 2, H, W) pixels
+    (``field[:, 0]`` along W, ``field[:, 1]`` along H): :func:`bilinear_sample` at
+    ``(row + field[:, 1], col + field[:, 0])`` with the ``reflect`` rule, the
+    normalised sampling grid built in one pass."""
+    h, w = img.shape[-2:]
+
+    def base() -> np.ndarray:
+        yy, xx = np.meshgrid(np.arange(h), np.arange(w), indexing="ij")
+        return np.stack([(2 * xx + 1) / w - 1, (2 * yy + 1) / h - 1], axis=-1)
+
+    grid0 = cached_tensor(("grid", h, w), base, img)
+    scale = torch.tensor([2.0 / w, 2.0 / h], dtype=img.dtype, device=img.device)
+    grid = torch.addcmul(grid0, field.permute(0, 2, 3, 1).to(img.dtype), scale)
+    return torch.nn.functional.grid_sample(img, grid, mode="bilinear", padding_mode="reflection", align_corners=False)
+
+
 # --- motion blur ---------------------------------------------------------------------
 
 
@@ -539,4 +556,4 @@ LUMA = (0.299, 0.587, 0.114)
 def gray(x: torch.Tensor, weights: Sequence[float] = LUMA) -> torch.Tensor:
     """(N, 1, H, W) weighted sum of the RGB channels of (N, 3, H, W)."""
     r, g, b = weights
-    return r * x[:, 0:1] + g * x[:, 1:2] + b * x[:, 2:3]
+    return torch.mul(x[:, 0:1], r).add_(x[:, 1:2], alpha=g).add_(x[:, 2:3], alpha=b)

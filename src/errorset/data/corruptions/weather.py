@@ -64,10 +64,10 @@ def snow(x: torch.Tensor, p: Snow, rng: ImageRNG) -> torch.Tensor:
     angles = rng.uniform((), 1, -135.0, -45.0)
     dy, dx, weights = motion_taps(int(p.radius), float(p.sigma), angles, h, w)
     layer = shift_sum(layer, dy, dx, weights)
-    layer = torch.round(layer * 255) / 255
-    lifted = torch.maximum(x, gray(x) * 1.5 + 0.5)
-    x = p.image_weight * x + (1 - p.image_weight) * lifted
-    return (x + layer + torch.flip(layer, dims=(2, 3))).clamp_(0, 1)
+    layer = layer.mul(255).round_().mul_(1 / 255)
+    lifted = torch.maximum(x, gray(x).mul_(1.5).add_(0.5))
+    flakes = layer + torch.flip(layer, dims=(2, 3))
+    return torch.lerp(lifted, x, float(p.image_weight)).add_(flakes).clamp_(0, 1)
 
 
 # --- fog ---------------------------------------------------------------------------------------
