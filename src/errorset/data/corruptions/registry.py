@@ -150,8 +150,9 @@ def expand_corruptions(names: object, parameter: str = "names", *, default: Sequ
     return list(dict.fromkeys(out))
 
 
-def check_images(x: object, parameter: str = "x") -> torch.Tensor:
-    """Check that ``x`` is a float N x C x H x W batch in [0,1] with 1 or 3 channels."""
+def check_images(x: object, parameter: str = "x", *, values: bool = True) -> torch.Tensor:
+    """Check that ``x`` is a float N x C x H x W batch in [0,1] with 1 or 3 channels
+    (``values=False``: everything but the range of the values)."""
     if not isinstance(x, torch.Tensor):
         raise ConfigError(f"{parameter}: expected a torch.Tensor of images, got {type(x).__name__}")
     if x.ndim != 4:
@@ -165,12 +166,18 @@ def check_images(x: object, parameter: str = "x") -> torch.Tensor:
         raise ConfigError(
             f"{parameter}: expected images of at least {MIN_SIDE} x {MIN_SIDE} pixels, got {x.shape[2]} x {x.shape[3]}"
         )
-    if x.numel():
+    if values and not _in_unit_range(x):
         lo, hi = torch.aminmax(x.detach())
-        lo_f, hi_f = float(lo), float(hi)
-        if not (lo_f >= 0.0 and hi_f <= 1.0):  # also catches NaN
-            raise ConfigError(f"{parameter}: expected values in [0,1], got values from {lo_f:g} to {hi_f:g}")
+        raise ConfigError(f"{parameter}: expected values in [0,1], got values from {float(lo):g} to {float(hi):g}")
     return x
+
+
+def _in_unit_range(x: torch.Tensor) -> bool:
+    """All values of ``x`` in [0,1] (False for NaN)."""
+    if not x.numel():
+        return True
+    lo, hi = torch.aminmax(x.detach())
+    return bool(lo >= 0.0) and bool(hi <= 1.0)
 
 
 def corrupt(
@@ -213,7 +220,7 @@ def corrupt(
     check_corruption(name)
     severity = check_severity(severity)
     check_table(table)
-    check_images(x)
+    check_images(x, values=False)  # the values are checked chunk by chunk, while each is in cache
     c = CORRUPTIONS.get(name)
     params = severity_params(table, name, severity)
     seed = draw_seed(generator)
@@ -227,6 +234,8 @@ def corrupt(
     out = torch.empty(x.shape, dtype=x.dtype, device=x.device)
     for i, j in aligned_chunks(start_index, n, chunk):
         xin = x[i:j].detach().to(work)
+        if not _in_unit_range(xin):
+            check_images(x)  # raises, naming the whole batch's range
         if channels == 1:
             xin = xin.expand(-1, 3, -1, -1)
         rng = ImageRNG(key, xin.shape[0], start_index + i, x.device, work) if c.random else None

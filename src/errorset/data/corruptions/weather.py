@@ -214,9 +214,9 @@ def truncated_distance(edges: torch.Tensor, limit: int) -> torch.Tensor:
     reach = min(limit, h - 1)
     padded = torch.nn.functional.pad(f, (0, 0, reach, reach), value=big)
     out = f.clone()
-    for k in range(2 * reach + 1):
-        if k != reach:
-            torch.minimum(out, padded.narrow(2, k, h) + float((k - reach) ** 2), out=out)
+    for k in range(1, reach + 1):  # offsets -k and +k together
+        pair = torch.minimum(padded.narrow(2, reach - k, h), padded.narrow(2, reach + k, h))
+        torch.minimum(out, pair.add_(float(k * k)), out=out)
     f = out
     return f.sqrt_().clamp_(max=float(limit))
 
