@@ -219,7 +219,9 @@ def _sequential_shuffle(img: np.ndarray, delta: int, offsets: np.ndarray) -> np.
     return x
 
 
-@pytest.mark.parametrize(("delta", "iterations", "size"), [(1, 2, (12, 15)), (2, 3, (16, 16)), (4, 2, (13, 20))])
+@pytest.mark.parametrize(
+    ("delta", "iterations", "size"), [(1, 2, (12, 15)), (2, 3, (16, 16)), (4, 2, (13, 20)), (3, 5, (24, 21))]
+)
 def test_vectorised_glass_shuffle_equals_the_sequential_loop(delta, iterations, size):
     from errorset.data.corruptions.blur import local_shuffle
 
