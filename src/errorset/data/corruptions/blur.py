@@ -142,7 +142,7 @@ def local_shuffle(x: torch.Tensor, delta: int, iterations: int, offsets: torch.T
     rows, cols, _ = _wavefronts(h, w, delta)
     order = torch.as_tensor(rows * (w - 2 * delta) + cols, device=x.device)  # visits in time order
     flat = (offsets[..., 0] * w + offsets[..., 1]).reshape(n, iterations, -1).to(x.device)
-    return shuffle_in_time_order(x, delta, flat.index_select(2, order))
+    return shuffle_in_time_order(x, delta, flat.index_select(2, order).permute(1, 2, 0).contiguous())
 
 
 def shuffle_in_time_order(x: torch.Tensor, delta: int, shifts: torch.Tensor) -> torch.Tensor:
@@ -150,8 +150,10 @@ def shuffle_in_time_order(x: torch.Tensor, delta: int, shifts: torch.Tensor) -> 
 
     Args:
         x: (N, C, H, W) images.
-        shifts: (N, iterations, (H - 2 delta) (W - 2 delta)) int64 flat offsets;
-            column ``j`` is the ``j``-th visit of the order of :func:`_wavefronts`.
+        shifts: (iterations, (H - 2 delta) (W - 2 delta), N) int64 flat offsets:
+            ``shifts[k, j, i]`` is image ``i``'s offset at the ``j``-th visit
+            (the order of :func:`_wavefronts`) of pass ``k``. Visits are rows so
+            that every step of the schedule reads contiguous indices.
     """
     n, c, h, w = x.shape
     rows, cols, bounds = _wavefronts(h, w, delta)
@@ -168,10 +170,14 @@ def shuffle_in_time_order(x: torch.Tensor, delta: int, shifts: torch.Tensor) -> 
     targets = (p[:, None] + base).contiguous()  # (V, N)
     steps = [(int(bounds[s]), int(bounds[s + 1])) for s in range(len(bounds) - 1)]
     target_steps = [targets[lo:hi].view(-1) for lo, hi in steps]
-    for it in range(shifts.shape[1]):
-        sources = (targets + shifts[:, it].T).contiguous()  # (V, N)
+    for it in range(shifts.shape[0]):
+        sources = targets + shifts[it]  # (V, N)
         for (lo, hi), dest in zip(steps, target_steps, strict=True):
-            table.index_copy_(0, dest, table.index_select(0, sources[lo:hi].view(-1)))
+            values = table.index_select(0, sources[lo:hi].view(-1))
+            if c == 1:  # scatter_ writes single values about twice as fast as index_copy_
+                table.scatter_(0, dest, values)
+            else:
+                table.index_copy_(0, dest, values)
     return table.reshape(n, h, w, c).permute(0, 3, 1, 2).contiguous()
 
 
@@ -197,9 +203,11 @@ def glass_blur(x: torch.Tensor, p: GlassBlur, rng: ImageRNG) -> torch.Tensor:
     if h - 2 * d > 0 and w - 2 * d > 0:
         visits = (h - 2 * d) * (w - 2 * d)
         pairs = (2 * d) ** 2
-        codes = rng.integers(0, pairs, (int(p.iterations), visits), 0)
+        # one uniform per visit, as rng.integers draws them, transposed while still 4-byte floats
+        u = rng.uniform((int(p.iterations), visits), 0, dtype=torch.float32).permute(1, 2, 0).contiguous()
+        codes = u.mul_(pairs).floor_().clamp_(max=pairs - 1).long()
         lut = cached_tensor(("glass", d, w), lambda: _offset_codes(d, w), codes)
-        shifts = lut.index_select(0, codes.view(-1)).view(codes.shape)
+        shifts = lut.index_select(0, codes.view(-1)).view(codes.shape)  # (iterations, visits, N)
         packed = torch.add(y[:, 0:1], y[:, 1:2], alpha=256).add_(y[:, 2:3], alpha=65536)
         packed = shuffle_in_time_order(packed, d, shifts)
         high = torch.mul(packed, 1 / 65536, out=y[:, 2:3]).floor_()  # powers of 2: exact

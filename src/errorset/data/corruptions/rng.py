@@ -147,9 +147,15 @@ class ImageRNG:
         lo = self.start_index - first * b
         return out[lo : lo + self.n].to(self.device)
 
-    def uniform(self, shape: Sequence[int], stream: int, low: float = 0.0, high: float = 1.0) -> torch.Tensor:
-        """(N, *shape) independent U(low, high) draws; image i's depend only on the key, ``stream`` and its index."""
-        return self._draw(shape, stream, self.dtype, lambda t, g: t.uniform_(low, high, generator=g))
+    def uniform(
+        self, shape: Sequence[int], stream: int, low: float = 0.0, high: float = 1.0, dtype: torch.dtype | None = None
+    ) -> torch.Tensor:
+        """(N, *shape) independent U(low, high) draws; image i's depend only on the key, ``stream`` and its index.
+
+        ``dtype`` (default: the images' working dtype) fixes the draws' precision
+        where they must not depend on the images' dtype.
+        """
+        return self._draw(shape, stream, dtype or self.dtype, lambda t, g: t.uniform_(low, high, generator=g))
 
     def normal(self, shape: Sequence[int], stream: int, mean: float = 0.0, std: float = 1.0) -> torch.Tensor:
         """(N, *shape) independent N(mean, std^2) draws."""
