@@ -10,15 +10,19 @@ nearest resampling, JPEG with a torch codec that follows libjpeg
 
 from __future__ import annotations
 
+import numpy as np
 import torch
 
 from errorset.data.corruptions.jpeg import jpeg_round_trip
 from errorset.data.corruptions.ops import (
+    DENSE_FILTER_MAX_SIDE,
+    apply_plane_operator,
     bilinear_sample,
     cached_tensor,
     gaussian_filter,
     pil_resize_matrix,
     sample_displaced,
+    separable_sum_operator,
 )
 from errorset.data.corruptions.registry import register
 from errorset.data.corruptions.rng import ImageRNG
@@ -64,12 +68,16 @@ def pixelate(x: torch.Tensor, p: Pixelate, rng: ImageRNG | None) -> torch.Tensor
     """Box-filter down to ``int(side * factor)`` pixels, then back up (box or nearest), as Pillow's ``resize``."""
     h, w = x.shape[-2:]
 
-    def both(n: int):
+    def both(n: int) -> np.ndarray:
         small = max(int(n * p.factor), 1)
-        return lambda: pil_resize_matrix(small, n, p.upsample) @ pil_resize_matrix(n, small, "box")
+        return pil_resize_matrix(small, n, p.upsample) @ pil_resize_matrix(n, small, "box")
 
-    rows = cached_tensor(("pixelate", h, p), both(h), x)
-    cols = cached_tensor(("pixelate", w, p), both(w), x)
+    if max(h, w) > DENSE_FILTER_MAX_SIDE:  # 2-6 weights per pixel: one sparse product beats dense ones
+        return apply_plane_operator(
+            x, ("pixelate", h, w, p), lambda: separable_sum_operator([(both(h), both(w), 1.0)])
+        ).clamp_(0, 1)
+    rows = cached_tensor(("pixelate", h, p), lambda: both(h), x)
+    cols = cached_tensor(("pixelate", w, p), lambda: both(w), x)
     return (rows @ x @ cols.T).clamp_(0, 1)
 
 

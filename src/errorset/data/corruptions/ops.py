@@ -265,53 +265,75 @@ def clipped_zoom(x: torch.Tensor, factor: float) -> torch.Tensor:
     return apply_separable(x, rows, cols)
 
 
-@functools.lru_cache(maxsize=32)
-def zoom_sum_operator(height: int, width: int, factors: tuple[float, ...]) -> scipy.sparse.csr_matrix:
-    """The mean of an image and its clipped zooms by ``factors``, as one sparse (H W, H W) matrix.
+def separable_sum_operator(terms: Sequence[tuple[np.ndarray, np.ndarray, float]]) -> scipy.sparse.csr_matrix:
+    """``sum_k w_k A_k x B_k^T`` on row-major flattened (H, W) planes as one sparse (H W, H W) matrix.
 
-    Row-major flattened planes: ``out = A @ x`` is
-    ``(x + sum_z Z_z^H x (Z_z^W)^T) / (len(factors) + 1)`` with the matrices of
-    :func:`zoom_matrix` (2 weights per row), built from the Kronecker products'
-    nonzeros. Zooms by nearby factors sample nearby pixels, so a row holds
-    8-20 weights (32 pixels, ImageNet-C's factors) where the dense products
-    spend 2 (H + W) per term.
+    Args:
+        terms: ``(A_k, B_k, w_k)`` with (H, H) and (W, W) matrices, mostly zeros.
+
+    The matrix holds the nonzeros of the Kronecker products ``A_k (x) B_k``,
+    summed: a product with it costs one multiply-add per nonzero, where dense
+    separable products cost ``H + W`` per pixel and term.
     """
-    n = len(factors) + 1
     rows, cols, vals = [], [], []
-    for z in (None, *factors):
-        mh = scipy.sparse.coo_matrix(np.eye(height) if z is None else zoom_matrix(height, z))
-        mw = scipy.sparse.coo_matrix(np.eye(width) if z is None else zoom_matrix(width, z))
-        rows.append((mh.row[:, None] * width + mw.row[None, :]).ravel())
-        cols.append((mh.col[:, None] * width + mw.col[None, :]).ravel())
-        vals.append((mh.data[:, None] * mw.data[None, :]).ravel() / n)
-    size = height * width
+    for a, b, weight in terms:
+        ma, mb = scipy.sparse.coo_matrix(a), scipy.sparse.coo_matrix(b)
+        width = b.shape[1]
+        rows.append((ma.row[:, None] * width + mb.row[None, :]).ravel())
+        cols.append((ma.col[:, None] * width + mb.col[None, :]).ravel())
+        vals.append((ma.data[:, None] * mb.data[None, :]).ravel() * weight)
+    size = terms[0][0].shape[0] * terms[0][1].shape[0]
     return scipy.sparse.coo_matrix(
         (np.concatenate(vals), (np.concatenate(rows), np.concatenate(cols))), shape=(size, size)
     ).tocsr()  # duplicates are summed
 
 
-@functools.lru_cache(maxsize=32)
-def _zoom_sum_tensor(
-    height: int, width: int, factors: tuple[float, ...], device: torch.device, dtype: torch.dtype
-) -> torch.Tensor:
-    a = zoom_sum_operator(height, width, factors)
-    with warnings.catch_warnings():  # torch calls its sparse CSR support "beta"; the product used is long stable
-        warnings.simplefilter("ignore", UserWarning)
-        return torch.sparse_csr_tensor(
-            torch.as_tensor(a.indptr, dtype=torch.int64),
-            torch.as_tensor(a.indices, dtype=torch.int64),
-            torch.as_tensor(a.data, dtype=dtype),
-            size=a.shape,
-        ).to(device)
+_OPERATOR_CACHE: dict[tuple, torch.Tensor] = {}
+
+
+def apply_plane_operator(x: torch.Tensor, key: tuple, build: Callable[[], scipy.sparse.csr_matrix]) -> torch.Tensor:
+    """``A @ plane`` for every flattened (H, W) plane of ``x`` with the sparse matrix ``build()``,
+    cached under ``key`` (per device and dtype) as a torch CSR tensor."""
+    full = (*key, str(x.device), x.dtype)
+    a = _OPERATOR_CACHE.get(full)
+    if a is None:
+        if len(_OPERATOR_CACHE) >= 64:
+            _OPERATOR_CACHE.clear()
+        m = build()
+        with warnings.catch_warnings():  # torch calls its sparse CSR support "beta"; the product used is long stable
+            warnings.simplefilter("ignore", UserWarning)
+            a = torch.sparse_csr_tensor(
+                torch.as_tensor(m.indptr, dtype=torch.int64),
+                torch.as_tensor(m.indices, dtype=torch.int64),
+                torch.as_tensor(m.data, dtype=x.dtype),
+                size=m.shape,
+            ).to(x.device)
+        _OPERATOR_CACHE[full] = a
+    h, w = x.shape[-2:]
+    planes = x.reshape(-1, h * w)
+    return (a @ planes.T).T.reshape(x.shape)
+
+
+def zoom_sum_operator(height: int, width: int, factors: tuple[float, ...]) -> scipy.sparse.csr_matrix:
+    """The mean of an image and its clipped zooms by ``factors``, as one sparse (H W, H W) matrix.
+
+    ``(x + sum_z Z_z^H x (Z_z^W)^T) / (len(factors) + 1)`` with the matrices of
+    :func:`zoom_matrix` (2 weights per row). Zooms by nearby factors sample
+    nearby pixels, so a row holds 8-20 weights (32 pixels, ImageNet-C's
+    factors) where the dense products spend 2 (H + W) per term.
+    """
+    n = len(factors) + 1
+    terms = [(np.eye(height), np.eye(width), 1 / n)]
+    terms += [(zoom_matrix(height, z), zoom_matrix(width, z), 1 / n) for z in factors]
+    return separable_sum_operator(terms)
 
 
 def zoom_sum(x: torch.Tensor, factors: Sequence[float]) -> torch.Tensor:
     """The mean of every plane and its :func:`clipped_zoom` by each factor (zoom blur before clipping),
     as one sparse matrix product (:func:`zoom_sum_operator`)."""
     h, w = x.shape[-2:]
-    a = _zoom_sum_tensor(h, w, tuple(float(z) for z in factors), x.device, x.dtype)
-    planes = x.reshape(-1, h * w)
-    return (a @ planes.T).T.reshape(x.shape)
+    key = tuple(float(z) for z in factors)
+    return apply_plane_operator(x, ("zoomsum", h, w, key), lambda: zoom_sum_operator(h, w, key))
 
 
 @functools.lru_cache(maxsize=256)

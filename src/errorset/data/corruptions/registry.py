@@ -44,6 +44,7 @@ CPU_CHUNK_VALUES = 1 << 19
 #: on GPUs, chunks bound the memory of the intermediate tensors
 GPU_CHUNK_VALUES = 1 << 26
 
+
 def chunk_images(limit: int, values_per_image: int) -> int:
     """Images per chunk: the largest power of 2 whose images hold at most ``limit`` values (at least 1).
 
