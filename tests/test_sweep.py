@@ -154,12 +154,13 @@ def _args(data_root: Path, workdir: Path, experiment: str, *overrides: str) -> l
 
 def test_two_workers_share_one_study(data_root, workdir):
     experiment = f"sweep-{uuid.uuid4().hex[:8]}"
-    # trials of a few seconds, so that the second process joins before the first is done
+    # trials of a few seconds, and enough of them that the second process (seconds of imports on a
+    # busy machine) joins before the first has run them all
     args = _args(
         data_root,
         workdir,
         experiment,
-        "sweep.n_trials=4",
+        "sweep.n_trials=6",
         "sweep.workers=2",
         "sweep.trial_epochs=15",
         "sweep.trial_subset=0",
@@ -168,9 +169,9 @@ def test_two_workers_share_one_study(data_root, workdir):
     assert done.returncode == 0, done.stderr
     study = optuna.load_study(study_name="errorset-sweep", storage=f"sqlite:///{workdir / 'study.db'}")
     complete = [t for t in study.trials if t.state == optuna.trial.TrialState.COMPLETE]
-    assert len(complete) == 4
-    assert len({t.number for t in complete}) == 4
-    assert len({round(t.params["train.sigma_max"], 12) for t in complete}) == 4  # distinct samplers
+    assert len(complete) == 6
+    assert len({t.number for t in complete}) == 6
+    assert len({round(t.params["train.sigma_max"], 12) for t in complete}) == 6  # distinct samplers
     # both processes ran trials, all nested under one parent
     parent = study.user_attrs["mlflow_parent_run_id"]
     runs = child_runs(parent)
