@@ -564,9 +564,8 @@ def plasma_fractal(u: torch.Tensor, mapsize: int, wibble_decay: float) -> torch.
         step //= 2
         wibble /= wibble_decay
     flat = m.reshape(n, -1)
-    flat = flat - flat.min(dim=1, keepdim=True).values
-    flat = flat / flat.max(dim=1, keepdim=True).values.clamp_min(1e-12)
-    return flat.reshape(n, mapsize, mapsize)
+    lo, hi = torch.aminmax(flat, dim=1, keepdim=True)
+    return flat.sub_(lo).div_((hi - lo).clamp_min_(1e-12)).reshape(n, mapsize, mapsize)
 
 
 # --- colour -----------------------------------------------------------------------------

@@ -73,7 +73,7 @@ def snow(x: torch.Tensor, p: Snow, rng: ImageRNG) -> torch.Tensor:
 # --- fog ---------------------------------------------------------------------------------------
 
 
-@register("fog", "weather", random=True)
+@register("fog", "weather", random=True, chunk_scale=4)
 def fog(x: torch.Tensor, p: Fog, rng: ImageRNG) -> torch.Tensor:
     """``(x + strength * plasma) * max / (max + strength)``, max = the image's largest value."""
     n, h, w = x.shape[0], x.shape[2], x.shape[3]
@@ -143,7 +143,7 @@ def frost_texture(rng: ImageRNG, h: int, w: int, texture_scale: float, stream: i
     return math.sqrt(FROST_SMOOTH_SHARE) * smooth + math.sqrt(1 - FROST_SMOOTH_SHARE) * needles
 
 
-@register("frost", "weather", random=True)
+@register("frost", "weather", random=True, chunk_scale=2)
 def frost(x: torch.Tensor, p: Frost, rng: ImageRNG) -> torch.Tensor:
     """``image_weight * x + frost_weight * frost`` with a synthetic frost sheet (see the module docstring)."""
     n, h, w = x.shape[0], x.shape[2], x.shape[3]
