@@ -11,6 +11,12 @@ Writes a JSON file with images/s per corruption, the ratios, and the whole
 suite's throughput (images/s for one image through all 19 corruptions,
 i.e. ``1 / sum(1 / images_per_second)``) and ratio.
 
+Both run in one process with glibc's malloc keeping freed memory
+(:func:`errorset.allocator.keep_freed_memory`, what the ``errorset`` command
+does; ``--default-malloc`` measures without it), and with every library's
+thread pool limited to ``--threads``; each corruption is timed in several
+rounds spread over the run and the best round kept, for both sides.
+
 Images: the real CIFAR-10 copy (``--cifar``, default ``../shared/datasets/cifar10-jpeg.tar.gz``)
 when it exists, upsampled with a box filter to the larger sizes; else
 smooth random images (the timings barely depend on the content).
@@ -101,10 +107,12 @@ def best_over_rounds(runners: dict[tuple[str, str], Callable[[], float]], rounds
     deciding one corruption's number; ours and the reference's get the same treatment.
     """
     best = {key: float("inf") for key in runners}
+    sides = list(dict.fromkeys(side for _, side in runners))
     for r in range(max(rounds.values())):
-        for key, run in runners.items():
-            if r < rounds[key[1]]:
-                best[key] = min(best[key], run())
+        for side in sides:  # one side's runs back to back: neither warms up after the other's
+            for key, run in runners.items():
+                if key[1] == side and r < rounds[side]:
+                    best[key] = min(best[key], run())
     return best
 
 
@@ -145,12 +153,19 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     )
     p.add_argument("--corruptions", nargs="+", default=None, help="subset of corruptions (default: all 19)")
     p.add_argument("--no-reference", action="store_true", help="skip the reference package")
+    p.add_argument(
+        "--default-malloc",
+        action="store_true",
+        help="leave glibc's malloc as it is (default: errorset.allocator.keep_freed_memory(), as the CLI does)",
+    )
     p.add_argument("--cifar", type=Path, default=DEFAULT_CIFAR)
     p.add_argument("--out", type=Path, default=REPO / "benchmarks" / "results" / "corruptions.json")
     args = p.parse_args(argv)
 
+    from errorset.allocator import keep_freed_memory
     from errorset.data.corruptions import ALL_CORRUPTIONS
 
+    kept = False if args.default_malloc else keep_freed_memory()  # for ours and the reference alike
     torch.set_num_threads(args.threads)
     names = args.corruptions or list(ALL_CORRUPTIONS)
     try:
@@ -167,6 +182,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             "cpu": platform.processor() or platform.machine(),
             "torch_threads": torch.get_num_threads(),
             "library_threads": args.threads,
+            "keep_freed_memory": kept,
             "gpu": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
             "torch": torch.__version__,
         },

@@ -10,13 +10,14 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import signal
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from errorset import __version__
+from errorset import __version__, allocator
 from errorset.errors import ErrorsetError
 
 EPILOG = """\
@@ -338,6 +339,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         logging.getLogger(noisy).setLevel(logging.WARNING)
     # SIGTERM (a killed DVC stage or batch job) ends like Ctrl-C: runs are marked KILLED, checkpoints kept.
     signal.signal(signal.SIGTERM, _raise_interrupt)
+    if os.environ.get(allocator.ENV_SWITCH, "1") != "0":
+        allocator.keep_freed_memory()  # torch's short-lived CPU tensors are reused, not page-faulted afresh
     func: Callable[[argparse.Namespace], int] = args.func
     try:
         return func(args)

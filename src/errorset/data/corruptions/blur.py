@@ -188,7 +188,7 @@ def _offset_codes(delta: int, width: int) -> np.ndarray:
     return (dy - delta) * width + (dx - delta)
 
 
-@register("glass_blur", "blur", random=True)
+@register("glass_blur", "blur", random=True, chunk_scale=2)
 def glass_blur(x: torch.Tensor, p: GlassBlur, rng: ImageRNG) -> torch.Tensor:
     """Blur, quantise to 8 bits (truncating, as the reference), shuffle pixels locally, blur again.
 

@@ -252,7 +252,9 @@ def _code_planes(planes: torch.Tensor, table: np.ndarray) -> torch.Tensor:
     a pass along rows is a batch of 8 products ``(8, 8) @ (8, blocks)`` and a
     pass along columns one ``(8, 8) @ (8, 8 blocks)`` product: long, cheap
     matrix products instead of millions of 8-long ones. Each pass is followed
-    by libjpeg's rounding.
+    by libjpeg's rounding, ``floor(v + 1/2)``; the 1/2, the level shift by
+    128 before the forward DCT and the one after the inverse DCT enter the
+    products as exact constant terms.
     """
     n, h, w = planes.shape
     dev, dt = planes.device, planes.dtype
@@ -260,20 +262,27 @@ def _code_planes(planes: torch.Tensor, table: np.ndarray) -> torch.Tensor:
     def mat(kind: str) -> torch.Tensor:
         return torch.as_tensor(pass_matrix(kind), dtype=dt, device=dev)
 
-    def along_rows(t: torch.Tensor, m: torch.Tensor) -> torch.Tensor:
-        return torch.matmul(m, t).add_(0.5).floor_()
+    def bias(m: torch.Tensor, shift_in: float, shift_out: float) -> torch.Tensor:
+        """(8, 1) constant of ``m @ (x + shift_in) + shift_out + 1/2``."""
+        return (m.sum(dim=1, keepdim=True) * shift_in + (shift_out + 0.5)).contiguous()
+
+    def along_rows(t: torch.Tensor, m: torch.Tensor, shift_in: float = 0.0, shift_out: float = 0.0) -> torch.Tensor:
+        b = bias(m, shift_in, shift_out).expand(8, 8, 1)
+        return torch.baddbmm(b, m.expand(8, 8, 8), t).floor_()
 
     def along_columns(t: torch.Tensor, m: torch.Tensor) -> torch.Tensor:
-        return (m @ t.view(8, -1)).add_(0.5).floor_().view(t.shape)
+        return torch.addmm(bias(m, 0.0, 0.0), m, t.view(8, -1)).floor_().view(t.shape)
 
-    blocks = planes.view(n, h // 8, 8, w // 8, 8).permute(2, 4, 0, 1, 3).reshape(8, 8, -1) - 128
+    blocks = planes.view(n, h // 8, 8, w // 8, 8).permute(2, 4, 0, 1, 3).reshape(8, 8, -1)
     q = torch.as_tensor(table, dtype=dt, device=dev).view(8, 8, 1)
-    # forward DCT: along rows, then along columns (the result is 8x the true DCT)
-    coef = along_columns(along_rows(blocks, mat("fdct1")), mat("fdct2"))
-    # quantise (round |coef| / (8 q) half up, keep the sign) and dequantise
-    level = coef.abs().add_(4 * q).div_(8 * q).floor_().mul_(coef.sign_()).mul_(q)
-    # inverse DCT: along columns, then along rows
-    out = along_rows(along_columns(level, mat("idct1")), mat("idct2")).add_(128).clamp_(0, 255)
+    # forward DCT of the level-shifted samples: along rows, then along columns (8x the true DCT)
+    coef = along_columns(along_rows(blocks, mat("fdct1"), shift_in=-128.0), mat("fdct2"))
+    # quantise (round |coef| / (8 q) half up, keep the sign) and dequantise:
+    # |c| / (8q) + 1/2 is (|c| + 4q) / (8q) exactly wherever the floor can change
+    level = torch.addcdiv(torch.full_like(q, 0.5), coef.abs(), 8 * q).floor_()
+    level = torch.copysign(level, coef).mul_(q)
+    # inverse DCT: along columns, then along rows, shifted back by 128
+    out = along_rows(along_columns(level, mat("idct1")), mat("idct2"), shift_out=128.0).clamp_(0, 255)
     return out.view(8, 8, n, h // 8, w // 8).permute(2, 3, 0, 4, 1).reshape(n, h, w)
 
 
