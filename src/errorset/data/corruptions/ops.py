@@ -5,7 +5,10 @@ reference's crop-and-zoom, PIL's box and nearest resizing) are applied as
 ``A_h @ x @ A_w^T`` with small dense matrices built once per size and cached:
 on CPUs one matrix product is faster than a depthwise convolution or a loop of
 shifted adds, it is exact for every boundary rule (the padding is folded into
-the matrix), and it is the same code on GPUs.
+the matrix), and it is the same code on GPUs. Sums of many such operations
+whose matrices are mostly zeros (zoom blur's 12-27 zooms, pixelate on large
+images) are instead one sparse (H W, H W) matrix per plane
+(:func:`separable_sum_operator`, :func:`apply_plane_operator`).
 
 Boundary rules follow the reference implementation's libraries:
 
