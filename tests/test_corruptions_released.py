@@ -147,7 +147,7 @@ def test_jpeg_storage_is_pillows_lossy_round_trip():
     buf = io.BytesIO()
     Image.fromarray(to_uint8(x)[0].permute(1, 2, 0).numpy()).save(buf, "JPEG", quality=50)
     assert torch.equal(
-        (y[0] * 255).round().to(torch.uint8).permute(1, 2, 0), torch.from_numpy(np.asarray(Image.open(buf)))
+        (y[0] * 255).round().to(torch.uint8).permute(1, 2, 0), torch.from_numpy(np.array(Image.open(buf)))
     )
     assert set(FORMATS) == {"memory", "png", "jpeg"}
     with pytest.raises(UnknownNameError, match=r"format: unknown format 'webp'; valid formats: memory, png, jpeg"):

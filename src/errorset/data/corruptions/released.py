@@ -100,7 +100,8 @@ def load_cifar10c(
     n = images.shape[0] // CIFAR10C_SEVERITIES
     take = n if limit is None or limit <= 0 else min(int(limit), n)
     lo = (severity - 1) * n
-    x = torch.from_numpy(np.ascontiguousarray(images[lo : lo + take])).permute(0, 3, 1, 2).contiguous()
+    # a writable copy of the memory-mapped rows (torch warns about read-only arrays)
+    x = torch.from_numpy(np.array(images[lo : lo + take])).permute(0, 3, 1, 2).contiguous()
     lab_lo = lo if labels.shape[0] == images.shape[0] else 0
     y = torch.from_numpy(np.asarray(labels[lab_lo : lab_lo + take]).astype(np.int64))
     return x, y
