@@ -313,8 +313,10 @@ def apply_plane_operator(x: torch.Tensor, key: tuple, build: Callable[[], scipy.
             ).to(x.device)
         _OPERATOR_CACHE[full] = a
     h, w = x.shape[-2:]
-    planes = x.reshape(-1, h * w)
-    return (a @ planes.T).T.reshape(x.shape)
+    planes = x.reshape(-1, h * w).T  # (H W, planes)
+    if x.device.type != "cpu":  # cuSPARSE takes dense operands in one memory order
+        planes = planes.contiguous()
+    return (a @ planes).T.reshape(x.shape)
 
 
 def zoom_sum_operator(height: int, width: int, factors: tuple[float, ...]) -> scipy.sparse.csr_matrix:
