@@ -21,6 +21,12 @@ if TYPE_CHECKING:
 Columns = Mapping[str, np.ndarray]
 
 
+def _axis_end(samples: list[np.ndarray], bar_tops: list[np.ndarray]) -> float:
+    """1.1 x the largest of each model's 90th percentile and its groups' upper bars (1 when there are none)."""
+    ends = (max(float(np.percentile(v, 90)), float(t.max())) for v, t in zip(samples, bar_tops, strict=True))
+    return 1.1 * max(ends, default=1.0) or 1.0
+
+
 def _grouped(x: np.ndarray, y: np.ndarray, size: int) -> tuple[np.ndarray, ...]:
     """Sort by x, cut into consecutive groups of ``size``; medians and 25/75 percentiles of both."""
     order = np.argsort(x, kind="stable")
@@ -59,28 +65,8 @@ def figure2(series: Mapping[str, Columns], *, mu: float, group_size: int = 50) -
     # stretch the axes over empty space: the axes end past the 90th percentile and the groups' bars,
     # larger values are counted in the histograms' last bins
     groups = {label: _grouped(d, s, group_size) for label, (d, s) in kept.items()}
-    dmax = (
-        1.1
-        * max(
-            (
-                max(float(np.percentile(d, 90)), float(g[2].max()))
-                for (d, _), g in zip(kept.values(), groups.values(), strict=True)
-            ),
-            default=1.0,
-        )
-        or 1.0
-    )
-    smax = (
-        1.1
-        * max(
-            (
-                max(float(np.percentile(s, 90)), float(g[5].max()))
-                for (_, s), g in zip(kept.values(), groups.values(), strict=True)
-            ),
-            default=1.0,
-        )
-        or 1.0
-    )
+    dmax = _axis_end([d for d, _ in kept.values()], [g[2] for g in groups.values()])
+    smax = _axis_end([s for _, s in kept.values()], [g[5] for g in groups.values()])
     for label, (d, s) in kept.items():
         dm, d25, d75, sm, s25, s75 = groups[label]
         ax.errorbar(
