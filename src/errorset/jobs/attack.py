@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import csv
 from dataclasses import dataclass
 from pathlib import Path
 
 from errorset.attacks.robustness import lp_robustness
 from errorset.config import Config
-from errorset.jobs.common import load_trained, output_dir, write_json
+from errorset.jobs.common import load_trained, output_dir, write_csv, write_json
 from errorset.runtime import make_generator
 
 SUMMARY = "attack.json"
@@ -46,10 +45,8 @@ def attack(cfg: Config, *, progress: bool = True) -> AttackResult:
     )
     out = output_dir(a.output_dir, trained)
     write_json({**results, "images": len(trained.x), "steps": a.steps, "step_ratio": a.step_ratio}, out / SUMMARY)
-    with open(out / TABLE, "w", newline="") as f:
-        w = csv.writer(f)
-        w.writerow(["norm", "eps", "accuracy"])
-        w.writerows([norm, r["eps"], r["accuracy"]] for norm, rows in results.items() for r in rows)
+    table = [{"norm": norm, "eps": r["eps"], "accuracy": r["accuracy"]} for norm, rs in results.items() for r in rs]
+    write_csv(table, ["norm", "eps", "accuracy"], out / TABLE)
 
     from errorset import tracking
     from errorset.plots.measurements import lp_robustness as plot

@@ -30,7 +30,7 @@ from errorset.jobs.analyze import SUMMARY as ANALYSIS_SUMMARY
 from errorset.jobs.analyze import TABLE as ANALYSIS_TABLE
 from errorset.jobs.analyze import read_table
 from errorset.jobs.attack import SUMMARY as ATTACK_SUMMARY
-from errorset.jobs.common import write_json
+from errorset.jobs.common import write_csv, write_json
 from errorset.plots.style import save_figure
 
 
@@ -143,16 +143,16 @@ def report(cfg: Config, *, progress: bool = True) -> ReportResult:
     attacked = {r.label: r.attack for r in results if r.attack}
     if attacked:
         figures["lp_robustness.png"] = figs.lp_robustness(attacked)
-        out.mkdir(parents=True, exist_ok=True)
-        with open(out / "lp_robustness.csv", "w", newline="") as f:
-            w = csv.writer(f)
-            w.writerow(["model", "norm", "eps", "accuracy"])
-            w.writerows(
-                [label, norm, x["eps"], x["accuracy"]]
+        write_csv(
+            [
+                {"model": label, "norm": norm, "eps": x["eps"], "accuracy": x["accuracy"]}
                 for label, res in attacked.items()
                 for norm, rows in res.items()
                 for x in rows
-            )
+            ],
+            ["model", "norm", "eps", "accuracy"],
+            out / "lp_robustness.csv",
+        )
     summary = {r.label: headline(r) for r in results}
     write_json(summary, out / "summary.json")
     paths = [save_figure(fig, out / name) for name, fig in figures.items()]
