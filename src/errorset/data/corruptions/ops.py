@@ -34,17 +34,26 @@ _TENSOR_CACHE: dict[tuple, torch.Tensor] = {}
 _TENSOR_CACHE_SIZE = 512
 
 
-def cached_tensor(key: tuple, build: Callable[[], np.ndarray], like: torch.Tensor) -> torch.Tensor:
-    """``build()`` as a tensor on ``like``'s device and dtype, cached under ``key``."""
+def _cached(key: tuple, like: torch.Tensor, make: Callable[[], torch.Tensor]) -> torch.Tensor:
+    """``make()``, cached under ``key`` and ``like``'s device and dtype."""
     full = (*key, str(like.device), like.dtype)
     t = _TENSOR_CACHE.get(full)
     if t is None:
         if len(_TENSOR_CACHE) >= _TENSOR_CACHE_SIZE:
             _TENSOR_CACHE.clear()
-        # contiguous: matrix products with strided constants fall off the fast BLAS paths (5x slower)
-        t = torch.as_tensor(np.ascontiguousarray(build()), dtype=like.dtype, device=like.device).contiguous()
+        t = make()
         _TENSOR_CACHE[full] = t
     return t
+
+
+def cached_tensor(key: tuple, build: Callable[[], np.ndarray], like: torch.Tensor) -> torch.Tensor:
+    """``build()`` as a tensor on ``like``'s device and dtype, cached under ``key``."""
+
+    def make() -> torch.Tensor:
+        # contiguous: matrix products with strided constants fall off the fast BLAS paths (5x slower)
+        return torch.as_tensor(np.ascontiguousarray(build()), dtype=like.dtype, device=like.device).contiguous()
+
+    return _cached(key, like, make)
 
 
 # --- masks ------------------------------------------------------------------------
@@ -291,27 +300,22 @@ def separable_sum_operator(terms: Sequence[tuple[np.ndarray, np.ndarray, float]]
     ).tocsr()  # duplicates are summed
 
 
-_OPERATOR_CACHE: dict[tuple, torch.Tensor] = {}
-
-
 def apply_plane_operator(x: torch.Tensor, key: tuple, build: Callable[[], scipy.sparse.csr_matrix]) -> torch.Tensor:
     """``A @ plane`` for every flattened (H, W) plane of ``x`` with the sparse matrix ``build()``,
     cached under ``key`` (per device and dtype) as a torch CSR tensor."""
-    full = (*key, str(x.device), x.dtype)
-    a = _OPERATOR_CACHE.get(full)
-    if a is None:
-        if len(_OPERATOR_CACHE) >= 64:
-            _OPERATOR_CACHE.clear()
+
+    def make() -> torch.Tensor:
         m = build()
         with warnings.catch_warnings():  # torch calls its sparse CSR support "beta"; the product used is long stable
             warnings.simplefilter("ignore", UserWarning)
-            a = torch.sparse_csr_tensor(
+            return torch.sparse_csr_tensor(
                 torch.as_tensor(m.indptr, dtype=torch.int64),
                 torch.as_tensor(m.indices, dtype=torch.int64),
                 torch.as_tensor(m.data, dtype=x.dtype),
                 size=m.shape,
             ).to(x.device)
-        _OPERATOR_CACHE[full] = a
+
+    a = _cached(("operator", *key), x, make)
     h, w = x.shape[-2:]
     planes = x.reshape(-1, h * w).T  # (H W, planes)
     if x.device.type != "cpu":  # cuSPARSE takes dense operands in one memory order
