@@ -28,7 +28,7 @@ from errorset.data.corruptions.ops import (
     zoom_sum,
 )
 from errorset.data.corruptions.registry import register
-from errorset.data.corruptions.rng import ImageRNG
+from errorset.data.corruptions.rng import ImageRNG, uniform_to_integers
 from errorset.data.corruptions.tables import DefocusBlur, GlassBlur, MotionBlur, ZoomBlur
 
 
@@ -205,7 +205,7 @@ def glass_blur(x: torch.Tensor, p: GlassBlur, rng: ImageRNG) -> torch.Tensor:
         pairs = (2 * d) ** 2
         # one uniform per visit, as rng.integers draws them, transposed while still 4-byte floats
         u = rng.uniform((int(p.iterations), visits), 0, dtype=torch.float32).permute(1, 2, 0).contiguous()
-        codes = u.mul_(pairs).floor_().clamp_(max=pairs - 1).long()
+        codes = uniform_to_integers(u, 0, pairs)
         lut = cached_tensor(("glass", d, w), lambda: _offset_codes(d, w), codes)
         shifts = lut.index_select(0, codes.view(-1)).view(codes.shape)  # (iterations, visits, N)
         packed = torch.add(y[:, 0:1], y[:, 1:2], alpha=256).add_(y[:, 2:3], alpha=65536)

@@ -174,4 +174,10 @@ class ImageRNG:
             raise ValueError(f"integers: range [{low}, {high}) is empty or too large")
         dtype = torch.float32 if span <= 1 << 12 else torch.float64
         u = self._draw(shape, stream, dtype, lambda t, g: t.uniform_(0.0, 1.0, generator=g))
-        return u.mul_(span).floor_().clamp_(max=span - 1).to(torch.int64) + low
+        return uniform_to_integers(u, low, high)
+
+
+def uniform_to_integers(u: torch.Tensor, low: int, high: int) -> torch.Tensor:
+    """``low + floor(u * (high - low))`` as int64 for uniforms ``u`` in [0, 1) (overwrites ``u``)."""
+    span = high - low
+    return u.mul_(span).floor_().clamp_(max=span - 1).to(torch.int64) + low
