@@ -35,8 +35,8 @@ import torch
 from errorset.attacks import nearest_error
 from errorset.config import load_config
 from errorset.data import load_dataset, seeded_subset, to_float
-from errorset.noise import median_noisy_distance, search_sigma_at_error_rate
-from errorset.noise.sampling import misclassified
+from errorset.measure import median_noisy_distance, search_sigma_at_error_rate
+from errorset.measure.common import misclassified
 from errorset.runtime import make_generator, pick_device
 
 

@@ -11,13 +11,13 @@ from pathlib import Path
 import pytest
 import torch
 
-from errorset.data.corruptions.evaluate import (
+from errorset.errors import ConfigError, UnknownNameError
+from errorset.measure.corruption_accuracy import (
     CorruptionResults,
     corruption_errors,
     evaluate_corruptions,
     summarize,
 )
-from errorset.errors import ConfigError, UnknownNameError
 
 from .conftest import make_config, mlflow_client
 

@@ -11,7 +11,7 @@ from scipy import optimize, special
 
 from errorset.attacks import nearest_error
 from errorset.errors import ConfigError
-from errorset.noise import (
+from errorset.measure import (
     error_rate_in_noise,
     median_noisy_distance,
     search_sigma_at_error_rate,

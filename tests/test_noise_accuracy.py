@@ -8,7 +8,7 @@ from scipy.stats import norm
 from torch import nn
 
 from errorset.errors import ConfigError
-from errorset.noise import accuracy_in_noise
+from errorset.measure import accuracy_in_noise
 
 
 class BinaryLinear(nn.Module):

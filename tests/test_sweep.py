@@ -16,9 +16,9 @@ import optuna
 import pytest
 
 from errorset.config import load_config, resolve
-from errorset.data.corruptions.evaluate import evaluate_corruptions, summarize
 from errorset.errors import ConfigError, UnknownNameError
 from errorset.jobs.sweep import sweep
+from errorset.measure.corruption_accuracy import evaluate_corruptions, summarize
 from errorset.models import load_model
 from errorset.sweep.run import held_out
 from errorset.sweep.summary import dominates

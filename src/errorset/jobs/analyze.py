@@ -23,7 +23,7 @@ from errorset.attacks import nearest_error
 from errorset.config import Config
 from errorset.data.batches import to_float
 from errorset.jobs.common import load_trained, output_dir, write_json
-from errorset.noise import error_rate_in_noise, median_noisy_distance, search_sigma_at_error_rate
+from errorset.measure import error_rate_in_noise, median_noisy_distance, search_sigma_at_error_rate
 from errorset.runtime import make_generator
 from errorset.theory import isoperimetric_bound
 from errorset.train.loop import predict

@@ -5,9 +5,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from errorset.attacks.robustness import lp_robustness
 from errorset.config import Config
 from errorset.jobs.common import load_trained, output_dir, write_csv, write_json
+from errorset.measure.robustness import lp_robustness
 from errorset.runtime import make_generator
 
 SUMMARY = "attack.json"

@@ -23,17 +23,17 @@ import torch
 
 from errorset.config import Config
 from errorset.data.corruptions import ALL_CORRUPTIONS, corrupt, expand_corruptions, resolve_table
-from errorset.data.corruptions.evaluate import (
+from errorset.data.corruptions.released import cifar10c_corruptions, load_cifar10c, load_imagenet_c
+from errorset.errors import ConfigError, DataError
+from errorset.jobs.common import load_trained, output_dir, write_csv, write_json
+from errorset.jobs.naming import run_name, train_output_dir
+from errorset.measure.corruption_accuracy import (
     CorruptionResults,
     corruption_errors,
     evaluate_corruptions,
     released_accuracy,
     summarize,
 )
-from errorset.data.corruptions.released import cifar10c_corruptions, load_cifar10c, load_imagenet_c
-from errorset.errors import ConfigError, DataError
-from errorset.jobs.common import load_trained, output_dir, write_csv, write_json
-from errorset.jobs.naming import run_name, train_output_dir
 
 #: MLflow metric prefix of each storage format
 METRIC_PREFIX = {

@@ -8,7 +8,7 @@ from typing import Any
 
 from errorset.config import Config
 from errorset.jobs.common import load_trained, output_dir, write_csv, write_json
-from errorset.noise import accuracy_in_noise
+from errorset.measure import accuracy_in_noise
 from errorset.runtime import make_generator
 from errorset.train.loop import accuracy
 

@@ -16,7 +16,7 @@ def plot_accuracy_in_noise(curves: Mapping[str, Sequence[Mapping[str, float]]], 
 
     Args:
         curves: model label -> rows of ``{"sigma", "accuracy", "std"}``
-            (as :meth:`errorset.noise.NoiseAccuracy.rows` returns).
+            (as :meth:`errorset.measure.NoiseAccuracy.rows` returns).
     """
     fig, (ax,) = new_figure()
     for label, rows in curves.items():

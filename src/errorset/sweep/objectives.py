@@ -48,13 +48,13 @@ def _clean(model, x, y, cfg, generator) -> float:
 
 
 def _noise(model, x, y, cfg, generator) -> float:
-    from errorset.noise import accuracy_in_noise
+    from errorset.measure import accuracy_in_noise
 
     return float(accuracy_in_noise(model, x, y, [cfg.sweep.noise_sigma], 1, generator=generator).mean[0])
 
 
 def _pgd(model, x, y, cfg, generator) -> float:
-    from errorset.attacks.robustness import robust_accuracy
+    from errorset.measure.robustness import robust_accuracy
 
     p = cfg.sweep.pgd
     return robust_accuracy(
@@ -63,7 +63,7 @@ def _pgd(model, x, y, cfg, generator) -> float:
 
 
 def _median_sigma(model, x, y, cfg, generator) -> float:
-    from errorset.noise import sigma_at_error_rate
+    from errorset.measure import sigma_at_error_rate
 
     s = cfg.sweep
     return float(sigma_at_error_rate(model, x, y, s.mu, s.sigma_samples, generator=generator).median())
@@ -78,7 +78,7 @@ def corruption_names(cfg: Config) -> list[str]:
 
 def _corruption(model, x, y, cfg, generator) -> float:
     from errorset.data.corruptions import resolve_table
-    from errorset.data.corruptions.evaluate import evaluate_corruptions, summarize
+    from errorset.measure.corruption_accuracy import evaluate_corruptions, summarize
 
     c = cfg.sweep.corruptions
     # corrupted with the run's seed, not the trial's generator: every trial sees the same corrupted images

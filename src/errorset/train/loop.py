@@ -12,6 +12,7 @@ from torch import nn
 
 from errorset.data.batches import batch_indices, random_flip_crop, to_float
 from errorset.errors import TrainingDiverged
+from errorset.measure.common import eval_mode
 from errorset.train.modes import InputTransform
 
 
@@ -132,11 +133,8 @@ def train_epoch(
 @torch.no_grad()
 def predict(model: nn.Module, x: torch.Tensor, batch_size: int = 500) -> torch.Tensor:
     """Predicted labels for images ``x`` (uint8 or float in [0,1]), batched, on the model's device."""
-    device = next(model.parameters()).device
-    was_training = model.training
-    model.eval()
-    out = [model(to_float(x[i : i + batch_size].to(device))).argmax(1) for i in range(0, x.shape[0], batch_size)]
-    model.train(was_training)
+    with eval_mode(model) as device:
+        out = [model(to_float(x[i : i + batch_size].to(device))).argmax(1) for i in range(0, x.shape[0], batch_size)]
     return torch.cat(out) if out else torch.empty(0, dtype=torch.long, device=device)
 
 

@@ -44,7 +44,7 @@ from torch import nn
 
 from errorset.data.batches import to_float
 from errorset.errors import ConfigError
-from errorset.noise.sampling import image_batches, misclassified, model_device
+from errorset.measure.common import eval_mode, image_batches, misclassified
 
 
 @dataclass
@@ -132,10 +132,6 @@ def search_sigma_at_error_rate(
         raise ConfigError(f"sigma_init, sigma_max: expected 0 < sigma_init < sigma_max, got {sigma_init}, {sigma_max}")
     if not 0 < rtol < 1:
         raise ConfigError(f"rtol: expected a number in (0, 1), got {rtol!r}")
-    device = model_device(model)
-    gdev = generator.device if generator is not None else device
-    was_training = model.training
-    model.eval()
     n = x.shape[0]
     out = {
         "sigma": torch.zeros(n),
@@ -144,19 +140,20 @@ def search_sigma_at_error_rate(
         "capped": torch.zeros(n, dtype=torch.bool),
         "forward_passes": torch.zeros(n, dtype=torch.long),
     }
-    for sl in tqdm(
-        image_batches(n, x[0].numel(), n_samples, memory_budget),
-        desc="sigma(x0, mu)",
-        leave=False,
-        disable=not progress,
-    ):
-        xb = to_float(x[sl].to(device))
-        yb = y[sl].to(device)
-        noise = torch.randn((xb.shape[0], n_samples, *xb.shape[1:]), generator=generator, device=gdev).to(device)
-        result = _search_batch(model, xb, yb, noise, mu, sigma_init, sigma_max, rtol, max_steps, batch_size, clip)
-        for key, value in result.items():
-            out[key][sl] = value.cpu()
-    model.train(was_training)
+    with eval_mode(model) as device:
+        gdev = generator.device if generator is not None else device
+        for sl in tqdm(
+            image_batches(n, x[0].numel(), n_samples, memory_budget),
+            desc="sigma(x0, mu)",
+            leave=False,
+            disable=not progress,
+        ):
+            xb = to_float(x[sl].to(device))
+            yb = y[sl].to(device)
+            noise = torch.randn((xb.shape[0], n_samples, *xb.shape[1:]), generator=generator, device=gdev).to(device)
+            result = _search_batch(model, xb, yb, noise, mu, sigma_init, sigma_max, rtol, max_steps, batch_size, clip)
+            for key, value in result.items():
+                out[key][sl] = value.cpu()
     return SigmaSearch(**out, mu=mu, n_samples=n_samples)
 
 

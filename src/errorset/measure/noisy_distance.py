@@ -20,7 +20,7 @@ from torch import nn
 from errorset.attacks.nearest import nearest_error
 from errorset.data.batches import to_float
 from errorset.errors import ConfigError
-from errorset.noise.sampling import model_device
+from errorset.measure.common import eval_mode
 
 
 @dataclass
@@ -83,29 +83,26 @@ def median_noisy_distance(
         raise ConfigError(f"n_samples: expected an integer >= 1, got {n_samples!r}")
     if not 0 < q < 1:
         raise ConfigError(f"q: expected a quantile in (0, 1), got {q!r}")
-    device = model_device(model)
-    gdev = generator.device if generator is not None else device
-    was_training = model.training
-    model.eval()
-    n = x0.shape[0]
-    distances = torch.empty(n, n_samples)
-    found = torch.empty(n, n_samples, dtype=torch.bool)
-    total = n * n_samples
-    owner = torch.arange(n).repeat_interleave(n_samples)
-    bar = tqdm(total=total, desc="eps*_q", unit=" samples", leave=False, disable=not progress)
-    flat_d, flat_f = distances.view(-1), found.view(-1)
-    for start in range(0, total, batch_size):
-        idx = owner[start : start + batch_size]
-        clean = to_float(x0[idx].to(device))
-        noise = torch.randn(clean.shape, generator=generator, device=gdev).to(device)
-        result = nearest_error(
-            model, clean + sigma * noise, y[idx].to(device), norm="l2", eps_max=eps_max, steps=steps, clip=False
-        )
-        flat_d[start : start + len(idx)] = result.distance.cpu()
-        flat_f[start : start + len(idx)] = result.found.cpu()
-        bar.update(len(idx))
+    with eval_mode(model) as device:
+        gdev = generator.device if generator is not None else device
+        n = x0.shape[0]
+        distances = torch.empty(n, n_samples)
+        found = torch.empty(n, n_samples, dtype=torch.bool)
+        total = n * n_samples
+        owner = torch.arange(n).repeat_interleave(n_samples)
+        bar = tqdm(total=total, desc="eps*_q", unit=" samples", leave=False, disable=not progress)
+        flat_d, flat_f = distances.view(-1), found.view(-1)
+        for start in range(0, total, batch_size):
+            idx = owner[start : start + batch_size]
+            clean = to_float(x0[idx].to(device))
+            noise = torch.randn(clean.shape, generator=generator, device=gdev).to(device)
+            result = nearest_error(
+                model, clean + sigma * noise, y[idx].to(device), norm="l2", eps_max=eps_max, steps=steps, clip=False
+            )
+            flat_d[start : start + len(idx)] = result.distance.cpu()
+            flat_f[start : start + len(idx)] = result.found.cpu()
+            bar.update(len(idx))
     bar.close()
-    model.train(was_training)
     return NoisyDistance(
         quantile=torch.quantile(distances, q, dim=1),
         error_rate=(distances == 0).float().mean(1),

@@ -7,7 +7,7 @@ from torch import nn
 
 from errorset.data.batches import to_float
 from errorset.errors import ConfigError
-from errorset.noise.sampling import image_batches, misclassified, model_device
+from errorset.measure.common import eval_mode, image_batches, misclassified
 
 
 @torch.no_grad()
@@ -45,20 +45,18 @@ def error_rate_in_noise(
 
     if not isinstance(n_samples, int) or n_samples < 1:
         raise ConfigError(f"n_samples: expected an integer >= 1, got {n_samples!r}")
-    device = model_device(model)
-    sig = torch.as_tensor(sigma, dtype=torch.float32, device=device)
+    sig = torch.as_tensor(sigma, dtype=torch.float32)
     sig = sig.expand(x.shape[0]) if sig.ndim == 0 else sig
     if sig.shape != (x.shape[0],) or (sig < 0).any() or not torch.isfinite(sig).all():
         raise ConfigError(f"sigma: expected a number >= 0 or one per image, got {sigma!r}")
-    gdev = generator.device if generator is not None else device
-    was_training = model.training
-    model.eval()
-    rates = torch.empty(x.shape[0])
-    batches = image_batches(x.shape[0], x[0].numel(), n_samples, memory_budget)
-    for sl in tqdm(batches, desc="error rate in noise", leave=False, disable=not progress):
-        xb = to_float(x[sl].to(device))
-        noise = torch.randn((xb.shape[0], n_samples, *xb.shape[1:]), generator=generator, device=gdev).to(device)
-        wrong = misclassified(model, xb, y[sl].to(device), sig[sl], noise, batch_size=batch_size, clip=clip)
-        rates[sl] = wrong.float().mean(1).cpu()
-    model.train(was_training)
+    with eval_mode(model) as device:
+        sig = sig.to(device)
+        gdev = generator.device if generator is not None else device
+        rates = torch.empty(x.shape[0])
+        batches = image_batches(x.shape[0], x[0].numel(), n_samples, memory_budget)
+        for sl in tqdm(batches, desc="error rate in noise", leave=False, disable=not progress):
+            xb = to_float(x[sl].to(device))
+            noise = torch.randn((xb.shape[0], n_samples, *xb.shape[1:]), generator=generator, device=gdev).to(device)
+            wrong = misclassified(model, xb, y[sl].to(device), sig[sl], noise, batch_size=batch_size, clip=clip)
+            rates[sl] = wrong.float().mean(1).cpu()
     return rates

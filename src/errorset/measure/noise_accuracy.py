@@ -10,6 +10,7 @@ from torch import nn
 
 from errorset.data.batches import to_float
 from errorset.errors import ConfigError
+from errorset.measure.common import eval_mode
 
 
 @dataclass
@@ -74,23 +75,20 @@ def accuracy_in_noise(
         raise ConfigError(f"trials: expected an integer >= 1, got {trials!r}")
     if x.shape[0] != y.shape[0]:
         raise ConfigError(f"x, y: {x.shape[0]} images but {y.shape[0]} labels")
-    device = next(model.parameters()).device
-    gdev = generator.device if generator is not None else device
-    was_training = model.training
-    model.eval()
-    correct = torch.zeros(len(sig), trials, dtype=torch.long, device=device)
-    y = y.to(device)
-    for i in tqdm(range(0, x.shape[0], batch_size), desc="noise", leave=False, disable=not progress):
-        xb = to_float(x[i : i + batch_size].to(device))
-        yb = y[i : i + batch_size]
-        for s, sigma in enumerate(sig.tolist()):
-            for t in range(trials):
-                noise = torch.randn(xb.shape, generator=generator, device=gdev).to(device)
-                noisy = xb + sigma * noise
-                if clip:
-                    noisy = noisy.clamp(0.0, 1.0)
-                correct[s, t] += (model(noisy).argmax(1) == yb).sum()
-    model.train(was_training)
+    with eval_mode(model) as device:
+        gdev = generator.device if generator is not None else device
+        correct = torch.zeros(len(sig), trials, dtype=torch.long, device=device)
+        y = y.to(device)
+        for i in tqdm(range(0, x.shape[0], batch_size), desc="noise", leave=False, disable=not progress):
+            xb = to_float(x[i : i + batch_size].to(device))
+            yb = y[i : i + batch_size]
+            for s, sigma in enumerate(sig.tolist()):
+                for t in range(trials):
+                    noise = torch.randn(xb.shape, generator=generator, device=gdev).to(device)
+                    noisy = xb + sigma * noise
+                    if clip:
+                        noisy = noisy.clamp(0.0, 1.0)
+                    correct[s, t] += (model(noisy).argmax(1) == yb).sum()
     per_trial = correct.float().cpu() / max(x.shape[0], 1)
     std = per_trial.std(dim=1, correction=1) if trials > 1 else torch.zeros(len(sig))
     return NoiseAccuracy(sigmas=sig, mean=per_trial.mean(dim=1), std=std, per_trial=per_trial)

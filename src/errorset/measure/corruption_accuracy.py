@@ -31,6 +31,7 @@ from errorset.data.corruptions.formats import FORMATS, check_format, store
 from errorset.data.corruptions.registry import ALL_CORRUPTIONS, BENCHMARK_CORRUPTIONS, check_corruption, corrupt
 from errorset.data.corruptions.tables import check_severity, check_table
 from errorset.errors import ConfigError
+from errorset.measure.common import eval_mode
 
 #: left out of the paper's "All" (its models are trained on Gaussian noise)
 ALL_EXCLUDES = ("gaussian_noise",)
@@ -149,33 +150,30 @@ def evaluate_corruptions(
         raise ConfigError(f"x, y: expected N > 0 images and N labels, got {x.shape[0]} and {y.shape[0]}")
     if batch_size < 1:
         raise ConfigError(f"batch_size: expected an integer >= 1, got {batch_size}")
-    device = next(model.parameters()).device
-    was_training = model.training
-    model.eval()
-    y = y.to(device)
     n = x.shape[0]
     clean = dict.fromkeys(fmts, 0)
     correct = {f: {c: dict.fromkeys(sevs, 0) for c in names} for f in fmts}
     steps = tqdm(total=(len(names) * len(sevs) + 1), desc="corruptions", disable=not progress, leave=False)
-    for i in range(0, n, batch_size):
-        xb = x[i : i + batch_size].to(device)
-        xb = xb.float() / 255 if xb.dtype == torch.uint8 else xb.float()
-        yb = y[i : i + batch_size]
-        for f in fmts:
-            clean[f] += _correct(model, store(xb, f, jpeg_quality=jpeg_quality), yb)
-    steps.update(1)
-    for name in names:
-        for s in sevs:
-            for i in range(0, n, batch_size):
-                xb = x[i : i + batch_size].to(device)
-                xb = xb.float() / 255 if xb.dtype == torch.uint8 else xb.float()
-                yb = y[i : i + batch_size]
-                xc = corrupt(xb, name, s, table, torch.Generator().manual_seed(seed), start_index=i)
-                for f in fmts:
-                    correct[f][name][s] += _correct(model, store(xc, f, jpeg_quality=jpeg_quality), yb)
-            steps.update(1)
+    with eval_mode(model) as device:
+        y = y.to(device)
+        for i in range(0, n, batch_size):
+            xb = x[i : i + batch_size].to(device)
+            xb = xb.float() / 255 if xb.dtype == torch.uint8 else xb.float()
+            yb = y[i : i + batch_size]
+            for f in fmts:
+                clean[f] += _correct(model, store(xb, f, jpeg_quality=jpeg_quality), yb)
+        steps.update(1)
+        for name in names:
+            for s in sevs:
+                for i in range(0, n, batch_size):
+                    xb = x[i : i + batch_size].to(device)
+                    xb = xb.float() / 255 if xb.dtype == torch.uint8 else xb.float()
+                    yb = y[i : i + batch_size]
+                    xc = corrupt(xb, name, s, table, torch.Generator().manual_seed(seed), start_index=i)
+                    for f in fmts:
+                        correct[f][name][s] += _correct(model, store(xc, f, jpeg_quality=jpeg_quality), yb)
+                steps.update(1)
     steps.close()
-    model.train(was_training)
     return CorruptionResults(
         accuracy={f: {c: {s: v / n for s, v in sev.items()} for c, sev in t.items()} for f, t in correct.items()},
         clean={f: v / n for f, v in clean.items()},
@@ -202,23 +200,20 @@ def released_accuracy(
     """
     from tqdm.auto import tqdm
 
-    device = next(model.parameters()).device
-    was_training = model.training
-    model.eval()
     out: AccuracyTable = {}
     steps = tqdm(total=len(corruptions) * len(severities), desc="released", disable=not progress, leave=False)
-    for name in corruptions:
-        out[name] = {}
-        for s in severities:
-            x, y = load(name, s)
-            correct = 0
-            for i in range(0, x.shape[0], batch_size):
-                xb = x[i : i + batch_size].to(device).float() / 255
-                correct += _correct(model, xb, y[i : i + batch_size].to(device))
-            out[name][int(s)] = correct / max(x.shape[0], 1)
-            steps.update(1)
+    with eval_mode(model) as device:
+        for name in corruptions:
+            out[name] = {}
+            for s in severities:
+                x, y = load(name, s)
+                correct = 0
+                for i in range(0, x.shape[0], batch_size):
+                    xb = x[i : i + batch_size].to(device).float() / 255
+                    correct += _correct(model, xb, y[i : i + batch_size].to(device))
+                out[name][int(s)] = correct / max(x.shape[0], 1)
+                steps.update(1)
     steps.close()
-    model.train(was_training)
     return out
 
 

@@ -9,7 +9,7 @@ from torch import nn
 
 from errorset.attacks.pgd import pgd
 from errorset.data.batches import to_float
-from errorset.noise.sampling import model_device
+from errorset.measure.common import eval_mode
 
 
 def robust_accuracy(
@@ -26,28 +26,25 @@ def robust_accuracy(
     generator: torch.Generator | None = None,
 ) -> float:
     """Fraction of images still classified correctly after PGD within ``eps`` (eps = 0: clean accuracy)."""
-    device = model_device(model)
-    was_training = model.training
-    model.eval()
     correct = 0
-    for i in range(0, x.shape[0], batch_size):
-        xb = to_float(x[i : i + batch_size].to(device))
-        yb = y[i : i + batch_size].to(device)
-        if eps > 0:
-            xb = pgd(
-                model,
-                xb,
-                yb,
-                norm=norm,
-                eps=eps,
-                steps=steps,
-                step_size=step_size,
-                random_start=random_start,
-                generator=generator,
-            )
-        with torch.no_grad():
-            correct += int((model(xb).argmax(1) == yb).sum())
-    model.train(was_training)
+    with eval_mode(model) as device:
+        for i in range(0, x.shape[0], batch_size):
+            xb = to_float(x[i : i + batch_size].to(device))
+            yb = y[i : i + batch_size].to(device)
+            if eps > 0:
+                xb = pgd(
+                    model,
+                    xb,
+                    yb,
+                    norm=norm,
+                    eps=eps,
+                    steps=steps,
+                    step_size=step_size,
+                    random_start=random_start,
+                    generator=generator,
+                )
+            with torch.no_grad():
+                correct += int((model(xb).argmax(1) == yb).sum())
     return correct / max(x.shape[0], 1)
 
 

@@ -1,0 +1,174 @@
+"""What every measurement shares: the float32 eval-mode context, the model's device, batched noisy forward passes.
+
+The precision rule
+------------------
+Measurements (accuracy in noise, error rates, the sigma search, nearest
+errors, eps*_q, PGD accuracy, corruption accuracy) run in float32 with TF32
+matrix products off and autocast disabled, whatever ``train.amp`` says: a
+distance to a decision boundary or a 1% error rate is a small difference of
+large logits, which reduced precision moves. :func:`eval_mode` enforces this
+for the duration of a measurement and restores everything afterwards; a caller
+that really wants reduced precision passes ``precision="autocast"`` (and the
+job logs it).
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
+
+import torch
+from torch import nn
+
+from errorset.errors import ConfigError
+
+#: the settings :func:`eval_mode` accepts: float32 (the rule) or the caller's autocast
+PRECISIONS = ("float32", "autocast")
+
+
+def model_device(model: nn.Module) -> torch.device:
+    """The device of the model's first parameter or buffer (CPU for parameterless modules)."""
+    for t in (*model.parameters(), *model.buffers()):
+        return t.device
+    return torch.device("cpu")
+
+
+@contextlib.contextmanager
+def eval_mode(model: nn.Module, *, precision: str = "float32") -> Iterator[torch.device]:
+    """Evaluate ``model`` in eval mode and full float32 precision; yields its device.
+
+    On entry: ``model.eval()``; with ``precision="float32"`` (the default) TF32
+    is switched off for CUDA matrix products and convolutions and any
+    enclosing autocast is disabled. On exit the model's train/eval mode and
+    the TF32 flags are restored, also when the body raises.
+
+    Args:
+        model: the classifier to measure.
+        precision: ``"float32"`` (measurements) or ``"autocast"`` (leave the
+            caller's autocast and TF32 settings as they are).
+    """
+    if precision not in PRECISIONS:
+        raise ConfigError(f"precision: expected one of {', '.join(PRECISIONS)}, got {precision!r}")
+    device = model_device(model)
+    was_training = model.training
+    flags = (torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32)
+    model.eval()
+    try:
+        if precision == "float32":
+            torch.backends.cuda.matmul.allow_tf32 = False
+            torch.backends.cudnn.allow_tf32 = False
+            with torch.autocast(device_type=device.type, enabled=False):
+                yield device
+        else:
+            yield device
+    finally:
+        torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32 = flags
+        model.train(was_training)
+
+
+def check_unit_images(x: torch.Tensor, name: str = "x") -> None:
+    """Raise one clear error unless ``x`` is uint8 or float with values in [0,1]."""
+    if x.dtype == torch.uint8:
+        return
+    if not x.is_floating_point():
+        raise ConfigError(f"{name}: expected uint8 images or float images in [0,1], got dtype {x.dtype}")
+    if x.numel() and (not torch.isfinite(x).all() or x.min() < 0 or x.max() > 1):
+        lo, hi = float(x.min()), float(x.max())
+        raise ConfigError(
+            f"{name}: expected float images in [0,1] (divide 0-255 pixels by 255), got values in [{lo:g}, {hi:g}]"
+        )
+
+
+@torch.no_grad()
+def misclassified(
+    model: nn.Module,
+    x0: torch.Tensor,
+    y: torch.Tensor,
+    sigma: torch.Tensor,
+    noise: torch.Tensor,
+    *,
+    images: torch.Tensor | None = None,
+    batch_size: int = 1024,
+    clip: bool = False,
+) -> torch.Tensor:
+    """Which noisy points ``x0[i] + sigma[i] * noise[i, j]`` the model gets wrong.
+
+    Args:
+        x0: (B, C, H, W) clean images in [0,1], on the model's device.
+        y: (B,) labels.
+        sigma: (B,) noise scale per image.
+        noise: (B, S, C, H, W) standard normal directions (kept across calls
+            for common random numbers).
+        images: indices of the images to evaluate (default: all B).
+        batch_size: noisy images per forward pass.
+        clip: clip noisy images to [0,1].
+
+    Returns:
+        (len(images), S) boolean tensor, True where the prediction differs from ``y``.
+    """
+    return noisy_margins(model, x0, y, sigma, noise, images=images, batch_size=batch_size, clip=clip) > 0
+
+
+@torch.no_grad()
+def noisy_margins(
+    model: nn.Module,
+    x0: torch.Tensor,
+    y: torch.Tensor,
+    sigma: torch.Tensor,
+    noise: torch.Tensor,
+    *,
+    images: torch.Tensor | None = None,
+    samples: torch.Tensor | None = None,
+    batch_size: int = 1024,
+    clip: bool = False,
+) -> torch.Tensor:
+    """Logit margins ``max_{k != y} z_k - z_y`` of the noisy points ``x0[i] + sigma[i] * noise[i, j]``.
+
+    A margin > 0 is a misclassified point (ties, margin 0, count as correct).
+
+    Args:
+        x0: (B, C, H, W) clean images in [0,1], on the model's device.
+        y: (B,) labels.
+        sigma: (B,) noise scale per image, or (len(images), len(samples)) one per noisy point.
+        noise: (B, S, C, H, W) standard normal directions (kept across calls
+            for common random numbers).
+        images: indices of the images to evaluate (default: all B).
+        samples: indices of the noise directions to evaluate (default: all S).
+        batch_size: noisy images per forward pass.
+        clip: clip noisy images to [0,1].
+
+    Returns:
+        (len(images), len(samples)) float32 margins.
+    """
+    b, s = noise.shape[:2]
+    dev = x0.device
+    idx = images if images is not None else torch.arange(b, device=dev)
+    cols = samples if samples is not None else torch.arange(s, device=dev)
+    k = len(cols)
+    owner = idx.repeat_interleave(k)  # image of each (image, sample) row
+    rows = owner * s + cols.repeat(len(idx))  # its row in the flattened noise
+    scale = sigma.index_select(0, idx).repeat_interleave(k) if sigma.ndim == 1 else sigma.reshape(-1)
+    flat_noise = noise.reshape(b * s, *noise.shape[2:])
+    view = [-1] + [1] * (x0.ndim - 1)
+    out = torch.empty(len(rows), dtype=torch.float32, device=dev)
+    for start in range(0, len(rows), batch_size):
+        img = owner[start : start + batch_size]
+        z = flat_noise.index_select(0, rows[start : start + batch_size]).to(x0.dtype)
+        noisy = x0.index_select(0, img) + scale[start : start + batch_size].view(view).to(x0.dtype) * z
+        if clip:
+            noisy = noisy.clamp(0.0, 1.0)
+        out[start : start + len(img)] = logit_margin(model(noisy).float(), y.index_select(0, img))
+    return out.view(len(idx), k)
+
+
+def logit_margin(logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """Per row, ``max_{k != y} z_k - z_y``: positive exactly where the prediction is wrong."""
+    true = logits.gather(1, y[:, None]).squeeze(1)
+    others = logits.scatter(1, y[:, None], float("-inf"))
+    return others.amax(1) - true
+
+
+def image_batches(n_images: int, per_image_elements: int, n_samples: int, budget: int) -> list[slice]:
+    """Split ``range(n_images)`` so that a batch's noise (images x samples x elements) fits ``budget`` floats."""
+    per_batch = max(1, budget // max(1, per_image_elements * n_samples))
+    return [slice(i, min(i + per_batch, n_images)) for i in range(0, n_images, per_batch)]
