@@ -65,11 +65,14 @@ def digits_mlp():
 def test_on_a_trained_mlp_it_finds_the_papers_order_statistic_with_5x_fewer_passes(digits_mlp):
     model, x, y = digits_mlp
     # n = 1050: the paper's "rate > mu" and our "at least ceil(mu n)" both ask for 11 errors: the same crossing
-    ours = search_sigma_at_error_rate(model, x, y, MU, 1050, generator=gen(3))
+    crossing = search_sigma_at_error_rate(model, x, y, MU, 1050, smooth=False, generator=gen(3))
     paper = paper_sigma_search(model, x, y, MU, 1050, generator=gen(3))
-    assert not ours.capped.any() and not paper.capped.any()
+    assert not crossing.capped.any() and not paper.capped.any()
     tol = 0.001 + 0.002 * paper.sigma  # the paper's absolute tolerance and our rtol
-    assert ((ours.sigma - paper.sigma).abs() <= tol).float().mean() >= 0.9
+    assert ((crossing.sigma - paper.sigma).abs() <= tol).float().mean() >= 0.9
+    # the default (Harrell-Davis mean of the crossings around that rank) stays within the statistical error
+    ours = search_sigma_at_error_rate(model, x, y, MU, 1050, generator=gen(3))
+    assert (ours.sigma / paper.sigma - 1).abs().median() < relative_std_error(MU, 1050) / 2
     ratio = paper.forward_passes.double().mean() / ours.forward_passes.double().mean()
     assert ratio >= 5
 

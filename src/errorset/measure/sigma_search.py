@@ -67,8 +67,9 @@ import math
 from collections.abc import Iterator
 from dataclasses import dataclass
 
+import numpy as np
 import torch
-from scipy import special
+from scipy import special, stats
 from torch import nn
 
 from errorset.data.batches import to_float
@@ -177,6 +178,7 @@ def search_sigma_at_error_rate(
     noise: torch.Tensor | None = None,
     pilot_samples: int = 128,
     level: float = DEFAULT_LEVEL,
+    smooth: bool = True,
     memory_budget: int = 2**27,
     progress: bool = False,
 ) -> SigmaSearch:
@@ -202,6 +204,9 @@ def search_sigma_at_error_rate(
             directions instead of drawing one.
         pilot_samples: directions of the bank used to place the full evaluation.
         level: confidence level of ``[sigma_lo, sigma_hi]``.
+        smooth: report the Harrell-Davis mean of the crossings (default) rather
+            than the single crossing of rank ``ceil(mu n)`` (the step function's
+            own mu-crossing, what the paper's bisection finds).
         memory_budget: at most this many noise values are held at once
             (images are processed in groups that fit).
     """
@@ -230,20 +235,45 @@ def search_sigma_at_error_rate(
             xb = to_float(x[sl].to(device))
             yb = y[sl].to(device)
             result = _order_statistic_search(
-                model, xb, yb, bank, mu, sigma_init, sigma_max, rtol, max_steps, batch_size, clip, pilot_samples, level
+                model,
+                xb,
+                yb,
+                bank,
+                mu,
+                sigma_init,
+                sigma_max,
+                rtol,
+                max_steps,
+                batch_size,
+                clip,
+                pilot_samples,
+                level,
+                smooth,
             )
             for key, value in result.items():
                 out[key][sl] = value.cpu()
     return SigmaSearch(**out, mu=mu, n_samples=n_samples)
 
 
-def _kth(values: torch.Tensor, rank: int) -> torch.Tensor:
-    """Per row, the ``rank``-th smallest value (1-based); 0 for rank 0, inf beyond the row."""
-    if rank <= 0:
-        return torch.zeros(values.shape[0], dtype=values.dtype, device=values.device)
-    if rank > values.shape[1]:
-        return torch.full((values.shape[0],), math.inf, dtype=values.dtype, device=values.device)
-    return values.kthvalue(rank, dim=1).values
+def harrell_davis_weights(n: int, q: float, cutoff: float = 1e-6) -> np.ndarray:
+    """Harrell-Davis weights of the order statistics 1..n for the q-quantile; tails below ``cutoff`` set to 0.
+
+    ``w_i = I_{i/n}(a, b) - I_{(i-1)/n}(a, b)`` with ``a = q (n + 1)``,
+    ``b = (1 - q)(n + 1)`` (regularized incomplete beta), so that
+    ``sum_i w_i X_(i)`` is a smoothed q-quantile (Harrell & Davis 1982).
+    """
+    edges = stats.beta.cdf(np.arange(n + 1) / n, q * (n + 1), (1 - q) * (n + 1))
+    w = np.diff(edges)
+    w[edges[:-1] > 1 - cutoff] = 0.0
+    return w
+
+
+def _windows(lo: torch.Tensor, hi: torch.Tensor, index: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per row, the order statistics of ``lo`` and ``hi`` at the 0-based ranks ``index``: (B, len(index)) each."""
+    top = int(index.max()) + 1 if len(index) else 1
+    a = lo.topk(top, dim=1, largest=False, sorted=True).values
+    c = hi.topk(top, dim=1, largest=False, sorted=True).values
+    return a.index_select(1, index), c.index_select(1, index)
 
 
 def _predict_sigma(m0: torch.Tensor, margins: torch.Tensor, sigma: torch.Tensor, rate: float) -> torch.Tensor:
@@ -271,14 +301,18 @@ def _order_statistic_search(
     clip: bool,
     pilot_samples: int,
     level: float,
+    smooth: bool,
 ) -> dict[str, torch.Tensor]:
     b, n = noise.shape[:2]
     dev = x.device
     f64 = {"dtype": torch.float64, "device": dev}
     k = math.ceil(mu * n - 1e-9)
     l_rank, u_rank = quantile_ranks(n, mu, level)
-    u_need = min(u_rank, n)  # the rays needed for every finite order statistic
-    ranks = sorted({r for r in (l_rank, k, u_rank) if 1 <= r <= n})
+    weights = harrell_davis_weights(n, mu) if smooth else None
+    top = int(np.flatnonzero(weights > 0).max()) + 1 if weights is not None else k
+    u_need = min(max(u_rank, top), n)  # the rays needed for every finite order statistic used
+    smoothed_ranks = range(1, top + 1) if smooth else range(0)
+    ranks = sorted({r for r in (l_rank, k, u_rank, *smoothed_ranks) if 1 <= r <= n})
 
     m0 = logit_margin(model(x).float(), y).double()
     clean_correct = m0 <= 0
@@ -347,12 +381,18 @@ def _order_statistic_search(
 
     # --- per-ray root finding on the margin, only where an order statistic can still move ---------------
     side = torch.zeros((b, n), dtype=torch.int8, device=dev)  # +1: hi moved last, -1: lo moved last
+    rank_index = torch.tensor([r - 1 for r in ranks], dtype=torch.long, device=dev)
+    n_ranks = len(ranks)
     for _ in range(max_steps):
-        act = torch.zeros((b, n), dtype=torch.bool, device=dev)
-        for r in ranks:
-            a_r, b_r = _kth(lo, r), _kth(hi, r)
-            open_r = torch.isfinite(b_r) & (b_r > a_r * (1 + rtol))
-            act |= open_r[:, None] & (lo < b_r[:, None]) & (hi > a_r[:, None])
+        # windows [A_r, B_r] (r-th smallest lo, hi) hold the true r-th crossing; only rays meeting an open one matter
+        a_r, b_r = _windows(lo, hi, rank_index)
+        open_r = torch.isfinite(b_r) & (b_r > a_r * (1 + rtol))
+        first = torch.searchsorted(b_r.contiguous(), lo.contiguous(), right=True)  # first window with B_r > lo_j
+        order = torch.arange(n_ranks + 1, device=dev).expand(b, -1)
+        pad = torch.ones((b, 1), dtype=torch.bool, device=dev)
+        nxt = torch.where(torch.cat([open_r, pad], 1), order, n_ranks).flip(1).cummin(1).values.flip(1)
+        a_ext = torch.cat([a_r, torch.full((b, 1), math.inf, **f64)], 1)
+        act = a_ext.gather(1, nxt.gather(1, first)) < hi  # A nondecreasing: the first open window is the nearest
         act &= found & (hi > lo * (1 + rtol))
         pairs = act.nonzero()
         if len(pairs) == 0:
@@ -378,14 +418,21 @@ def _order_statistic_search(
         f_hi[img, ray] = torch.where(wrong, margins, fc)
         side[img, ray] = torch.where(wrong, 1, -1).to(torch.int8)
 
+    a_r, b_r = _windows(lo, hi, torch.arange(min(n, max(top, u_need)), device=dev))
+    mids = torch.where(torch.isfinite(b_r), (a_r + b_r) / 2, torch.inf)
+
     def estimate(r: int) -> torch.Tensor:
-        a_r, b_r = _kth(lo, r), _kth(hi, r)
-        return torch.where(torch.isfinite(b_r), (a_r + b_r) / 2, torch.full_like(b_r, math.inf))
+        return mids[:, r - 1] if r <= mids.shape[1] else torch.full((b,), math.inf, **f64)
 
     errors = found.sum(1)
     reached = errors >= k
     capped = clean_correct & ~reached
-    sigma = torch.where(reached, estimate(k), torch.full((b,), sigma_max, **f64))
+    point = estimate(k)
+    if weights is not None:  # Harrell-Davis: the Beta-weighted mean of the order statistics 1..top
+        w = torch.as_tensor(weights[:top], **f64)
+        smoothed = (mids[:, :top].nan_to_num(posinf=0.0) * w).sum(1) / w.sum()
+        point = torch.where(errors >= top, smoothed, point)
+    sigma = torch.where(reached, point, torch.full((b,), sigma_max, **f64))
     s_lo = estimate(l_rank) if l_rank >= 1 else torch.zeros(b, **f64)
     s_lo = torch.where(torch.isfinite(s_lo), s_lo, torch.full_like(s_lo, sigma_max))
     s_hi = estimate(u_rank) if u_rank <= n else torch.full((b,), math.inf, **f64)
