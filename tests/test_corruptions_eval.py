@@ -210,7 +210,11 @@ def test_compare_corruptions_reads_variants_and_logs_the_bar_chart(data_root, wo
 
     for variant, acc in (("clean", 0.5), ("gaussian-0.4", 0.75)):
         res = CorruptionResults(
-            {"memory": {"fog": {1: acc, 2: acc}, "contrast": {1: acc, 2: acc}}}, {"memory": 0.9}, 10, "cifar10"
+            {"memory": {"fog": {1: acc, 2: acc}, "contrast": {1: acc, 2: acc}}},
+            {"memory": 0.9},
+            10,
+            "cifar10",
+            images="0123456789abcdef",
         )
         d = workdir / "reports" / variant / "corruptions"
         d.mkdir(parents=True)
@@ -229,3 +233,38 @@ def test_compare_corruptions_reads_variants_and_logs_the_bar_chart(data_root, wo
     assert logged["gaussian-0.4/corruption/all"] == pytest.approx(0.75)
     assert logged["gaussian-0.4/corruption/mce"] == pytest.approx(50.0)
     assert "corruption_bars.png" in {a.path for a in mlflow_client().list_artifacts(result.run_id)}
+
+
+def test_mce_refuses_a_baseline_measured_on_other_images_seed_or_table(data_root, workdir):
+    from errorset.errors import DataError
+    from errorset.jobs.eval_corruptions import compare_corruptions
+    from errorset.measure.corruption_accuracy import check_comparable, images_digest
+
+    x = torch.randint(0, 256, (6, 3, 8, 8), dtype=torch.uint8)
+    y = torch.arange(6)
+    digest = images_digest(x, y)
+    assert digest == images_digest(x.clone(), y.clone())
+    assert digest != images_digest(x.flip(0), y) and digest != images_digest(x, y.flip(0))
+
+    def results(images=digest, seed=0, table="cifar10", n=6):
+        return CorruptionResults({"memory": {"fog": {1: 0.5}}}, {"memory": 0.9}, n, table, seed=seed, images=images)
+
+    check_comparable(results(), results())
+    for other, message in [
+        (results(images=images_digest(x[:5], y[:5]), n=5), r"images '[0-9a-f]{16}' vs '[0-9a-f]{16}'; n_images 6 vs 5"),
+        (results(seed=1), r"seed 0 vs 1"),
+        (results(table="imagenet"), r"table 'cifar10' vs 'imagenet'"),
+        (results(images=""), r"do not record which images"),
+    ]:
+        with pytest.raises(DataError, match=r"corruptions\.baseline: .*" + message):
+            check_comparable(results(), other)
+
+    # through the job: a baseline file written on other images is refused, naming the model
+    for variant, seed in (("clean", 0), ("gaussian-0.4", 1)):
+        d = workdir / "reports" / variant / "corruptions"
+        d.mkdir(parents=True)
+        (d / "accuracy.json").write_text(json.dumps(results(seed=seed).to_dict()))
+    cfg = make_config(data_root, "corruptions.baseline=clean")
+    cfg.variants = {"clean": {}, "gaussian-0.4": {}}
+    with pytest.raises(DataError, match=r"corruptions\.baseline: gaussian-0\.4 and the baseline .*seed 1 vs 0"):
+        compare_corruptions(cfg, progress=False)

@@ -356,6 +356,10 @@ class Config:
     seed: int = 0
     #: auto = cuda when available, else cpu; or any torch device string
     device: str = "auto"
+    #: precision of every measurement: float32 (TF32 and autocast off; the rule) | autocast (reduced, logged)
+    measure_precision: str = "float32"
+    #: deterministic torch kernels (identical results on GPUs run to run; slower); seeds are always set
+    deterministic: bool = False
     data: DataConfig = field(default_factory=DataConfig)
     model: ModelConfig = field(default_factory=ModelConfig)
     train: TrainConfig = field(default_factory=TrainConfig)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+import os
 import random
 
 import numpy as np
@@ -22,11 +24,39 @@ def pick_device(name: str = "auto") -> torch.device:
     return dev
 
 
-def seed_everything(seed: int) -> None:
-    """Seed Python, NumPy and torch (CPU and every GPU)."""
+def seed_everything(seed: int, *, deterministic: bool | None = None) -> None:
+    """Seed Python, NumPy and torch (CPU and every GPU); with ``deterministic`` also set the kernel flags.
+
+    ``deterministic=None`` leaves the kernel flags as they are.
+    """
     random.seed(seed)
     np.random.seed(seed % 2**32)
     torch.manual_seed(seed)
+    if deterministic is not None:
+        set_deterministic(deterministic)
+
+
+def set_deterministic(enabled: bool) -> None:
+    """Switch torch to deterministic kernels (``enabled``) or back to its fast defaults.
+
+    Seeds alone make CPU runs repeatable; on GPUs cuDNN's autotuner and some
+    atomics-based kernels still differ run to run. Enabled: cuDNN benchmark
+    off and deterministic on, ``torch.use_deterministic_algorithms(True)``
+    (an operation with no deterministic kernel raises, naming itself) and
+    ``CUBLAS_WORKSPACE_CONFIG=:4096:8`` for cuBLAS (set before the first
+    CUDA matrix product of the process for it to take effect).
+    """
+    if enabled:
+        os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
+    torch.backends.cudnn.benchmark = False
+    torch.backends.cudnn.deterministic = enabled
+    torch.use_deterministic_algorithms(enabled)
+
+
+def derived_seed(seed: int, *parts: object) -> int:
+    """A 63-bit seed derived from ``seed`` and ``parts`` (e.g. a stream name and an epoch), stable across runs."""
+    text = "/".join(str(p) for p in (seed, *parts))
+    return int.from_bytes(hashlib.sha256(text.encode()).digest()[:8], "little") >> 1
 
 
 def make_generator(seed: int, device: torch.device | str = "cpu") -> torch.Generator:

@@ -21,6 +21,7 @@ def validate(cfg: Config) -> None:
     """Raise :class:`ConfigError` for the first invalid value in ``cfg``."""
     from errorset.attacks import NORMS
     from errorset.data import DATASETS
+    from errorset.measure.common import PRECISIONS
     from errorset.models import MODELS
     from errorset.train.modes import MODES
 
@@ -29,6 +30,9 @@ def validate(cfg: Config) -> None:
     if cfg.model.name is not None:
         MODELS.check(cfg.model.name)
     _require(cfg.device == "auto" or _is_device(cfg.device), "device", "auto, cpu, cuda, cuda:N or mps", cfg.device)
+    precision = cfg.measure_precision
+    _require(precision in PRECISIONS, "measure_precision", " or ".join(PRECISIONS), precision)
+    _require(isinstance(cfg.deterministic, bool), "deterministic", "true or false", cfg.deterministic)
 
     t = cfg.train
     _require(t.sigma_max >= 0 and math.isfinite(t.sigma_max), "train.sigma_max", "a number >= 0", t.sigma_max)

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from errorset.config import Config
-from errorset.jobs.common import load_trained, output_dir, write_csv, write_json
+from errorset.jobs.common import load_trained, measuring_job, output_dir, write_csv, write_json
 from errorset.measure.robustness import lp_robustness
 from errorset.runtime import make_generator
 
@@ -25,6 +25,7 @@ def metric_key(norm: str, eps: float) -> str:
     return f"pgd_accuracy/{norm}/eps_{eps:.4g}"
 
 
+@measuring_job
 def attack(cfg: Config, *, progress: bool = True) -> AttackResult:
     """Attack the model at ``attack.checkpoint``; write ``attack.json`` and ``attack.csv`` and log them."""
     a = cfg.attack

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import csv
 import dataclasses
+import functools
 import json
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, ParamSpec, TypeVar
 
 import torch
 
@@ -16,9 +18,32 @@ from errorset.config import Config, config_from_dict
 from errorset.data import ImageArrays, load_dataset, seeded_subset
 from errorset.errors import ConfigError
 from errorset.jobs.naming import run_name, train_output_dir
+from errorset.measure.common import measurement_precision
 from errorset.models import Classifier
 from errorset.models.build import load_model, read_model_file
-from errorset.runtime import pick_device
+from errorset.runtime import pick_device, set_deterministic
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+
+def measuring_job(job: Callable[P, R]) -> Callable[P, R]:
+    """Run a measuring job ``job(cfg, ...)`` under the config's ``measure_precision`` and ``deterministic``.
+
+    Every measurement inside then runs in float32 (TF32 and autocast off)
+    unless ``measure_precision: autocast`` asks otherwise; the logged config
+    records which.
+    """
+
+    @functools.wraps(job)
+    def run(*args: P.args, **kwargs: P.kwargs) -> R:
+        cfg = args[0]
+        assert isinstance(cfg, Config), "a measuring job takes the config first"
+        set_deterministic(cfg.deterministic)
+        with measurement_precision(cfg.measure_precision):
+            return job(*args, **kwargs)
+
+    return run
 
 
 @dataclass

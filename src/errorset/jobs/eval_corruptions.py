@@ -25,10 +25,11 @@ from errorset.config import Config
 from errorset.data.corruptions import ALL_CORRUPTIONS, corrupt, expand_corruptions, resolve_table
 from errorset.data.corruptions.released import cifar10c_corruptions, load_cifar10c, load_imagenet_c
 from errorset.errors import ConfigError, DataError
-from errorset.jobs.common import load_trained, output_dir, write_csv, write_json
+from errorset.jobs.common import load_trained, measuring_job, output_dir, write_csv, write_json
 from errorset.jobs.naming import run_name, train_output_dir
 from errorset.measure.corruption_accuracy import (
     CorruptionResults,
+    check_comparable,
     corruption_errors,
     evaluate_corruptions,
     released_accuracy,
@@ -131,9 +132,15 @@ def _released_table(
 
 
 def summary_metrics(
-    results: CorruptionResults, baseline: CorruptionResults | None
+    results: CorruptionResults, baseline: CorruptionResults | None, what: str = "the model"
 ) -> tuple[dict[str, float], dict[str, Any]]:
-    """Flat MLflow metrics and the nested metrics.json record of one model's results."""
+    """Flat MLflow metrics and the nested metrics.json record of one model's results.
+
+    With a ``baseline``, both must have been measured on the same images,
+    seed and table (:func:`check_comparable`; ``what`` names the model).
+    """
+    if baseline is not None:
+        check_comparable(results, baseline, what)
     flat: dict[str, float] = {}
     record: dict[str, Any] = {"n_images": results.n_images, "table": results.table, "seed": results.seed}
     for fmt, table in results.accuracy.items():
@@ -182,6 +189,7 @@ def gallery_images(
     return image, out
 
 
+@measuring_job
 def eval_corruptions(cfg: Config, *, progress: bool = True) -> CorruptionsEvalResult:
     """Evaluate the configured model under the corruptions; write DVC files and log one MLflow run."""
     from errorset import tracking
@@ -292,7 +300,7 @@ def compare_corruptions(cfg: Config, *, progress: bool = True) -> CompareResult:
     flat: dict[str, float] = {}
     rows: list[dict[str, Any]] = []
     for label, res in models.items():
-        m, record = summary_metrics(res, baseline)
+        m, record = summary_metrics(res, baseline, label)
         flat.update({f"{label}/{k}": v for k, v in m.items() if k.count("/") == 1})
         for fmt in res.accuracy:
             s = summarize(res.accuracy[fmt])

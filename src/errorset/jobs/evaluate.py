@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from errorset.config import Config
-from errorset.jobs.common import load_trained, output_dir, write_csv, write_json
+from errorset.jobs.common import load_trained, measuring_job, output_dir, write_csv, write_json
 from errorset.measure import accuracy_in_noise
 from errorset.runtime import make_generator
 from errorset.train.loop import accuracy
@@ -24,6 +24,7 @@ def metric_key(prefix: str, sigma: float) -> str:
     return f"{prefix}/sigma_{sigma:g}"
 
 
+@measuring_job
 def evaluate(cfg: Config, *, progress: bool = True) -> EvalResult:
     """Evaluate the model at ``eval.checkpoint``; write ``metrics.json`` and ``noise_accuracy.csv``."""
     e = cfg.eval

@@ -16,7 +16,7 @@ from errorset.errors import CheckpointError, TrainingDiverged
 from errorset.jobs.naming import run_name, train_output_dir
 from errorset.models import Classifier, create_model, save_model
 from errorset.runtime import make_generator, pick_device, seed_everything
-from errorset.train.checkpoint import TrainState
+from errorset.train.checkpoint import TrainState, restore_generator
 from errorset.train.loop import Precision, accuracy, train_epoch
 from errorset.train.modes import MODES
 
@@ -91,7 +91,7 @@ def train(
     data = load_dataset(cfg.data, progress=progress)
     data_md5 = file_md5(prepared_path(cfg.data))
     device = pick_device(cfg.device)
-    seed_everything(cfg.seed)
+    seed_everything(cfg.seed, deterministic=cfg.deterministic)
 
     model = create_model(
         cfg.model.name or "",
@@ -132,8 +132,10 @@ def train(
         scheduler.load_state_dict(state.scheduler)
         if precision.scaler is not None and state.scaler:
             precision.scaler.load_state_dict(state.scaler)
-        data_gen.set_state(state.data_generator)
-        noise_gen.set_state(state.noise_generator)
+        data_gen.set_state(state.data_generator)  # always a CPU generator
+        reseeded = restore_generator(
+            noise_gen, state.noise_generator, state.noise_generator_device, cfg.seed, "noise", state.epoch
+        )
         history, start_epoch = list(state.history), state.epoch
 
     from errorset import tracking
@@ -152,9 +154,19 @@ def train(
             on_start(run)
         if state is None:
             run.log_config(cfg)
-            run.log_params({"data.md5": data_md5, "data.train_images": len(x_train), "data.test_images": len(x_test)})
+            run.log_params(
+                {
+                    "data.md5": data_md5,
+                    "data.train_images": len(x_train),
+                    "data.test_images": len(x_test),
+                    # what train.amp resolved to on this device (measurements never use it)
+                    "train.autocast_dtype": str(precision.dtype).removeprefix("torch.") if precision.dtype else "off",
+                }
+            )
         else:  # params are already logged; log the epochs saved but not yet logged when the run was killed
-            run.set_tags({"resumed_from_epoch": state.epoch})
+            run.set_tags({"resumed_from_epoch": state.epoch, "resumed_on": device.type})
+            if reseeded:  # another device type: the noise stream continues from a derived seed
+                run.set_tags({"resumed_reseeded_generators": "noise"})
             logged = run.logged_steps("train_loss")
             for step, metrics in enumerate(history):
                 if step not in logged:
@@ -199,6 +211,7 @@ def train(
                 scaler=precision.scaler.state_dict() if precision.scaler else None,
                 data_generator=data_gen.get_state(),
                 noise_generator=noise_gen.get_state(),
+                noise_generator_device=noise_gen.device.type,
                 config=to_dict(cfg),
                 run_id=run.run_id,
                 history=history,

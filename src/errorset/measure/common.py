@@ -8,13 +8,15 @@ matrix products off and autocast disabled, whatever ``train.amp`` says: a
 distance to a decision boundary or a 1% error rate is a small difference of
 large logits, which reduced precision moves. :func:`eval_mode` enforces this
 for the duration of a measurement and restores everything afterwards; a caller
-that really wants reduced precision passes ``precision="autocast"`` (and the
-job logs it).
+that really wants reduced precision sets ``measure_precision: autocast`` in
+the config (jobs enter :func:`measurement_precision`; the logged config
+records it) or passes ``precision="autocast"``.
 """
 
 from __future__ import annotations
 
 import contextlib
+import contextvars
 from collections.abc import Iterator
 
 import torch
@@ -22,8 +24,47 @@ from torch import nn
 
 from errorset.errors import ConfigError
 
-#: the settings :func:`eval_mode` accepts: float32 (the rule) or the caller's autocast
+#: the settings :func:`eval_mode` accepts: float32 (the rule) or autocast (reduced precision, asked for)
 PRECISIONS = ("float32", "autocast")
+
+# The precision a measurement runs in when its caller does not say: set for a whole job by
+# :func:`measurement_precision` (from the config's ``measure_precision``), float32 otherwise.
+_CURRENT_PRECISION: contextvars.ContextVar[str] = contextvars.ContextVar("measure_precision", default="float32")
+
+
+def check_precision(precision: str, name: str = "measure_precision") -> str:
+    """Return ``precision`` if it is one of :data:`PRECISIONS`, else raise one clear error naming ``name``."""
+    if precision not in PRECISIONS:
+        raise ConfigError(f"{name}: expected one of {', '.join(PRECISIONS)}, got {precision!r}")
+    return precision
+
+
+def current_precision() -> str:
+    """The precision measurements run in here: ``"float32"`` unless :func:`measurement_precision` says otherwise."""
+    return _CURRENT_PRECISION.get()
+
+
+@contextlib.contextmanager
+def measurement_precision(precision: str) -> Iterator[str]:
+    """Run every measurement in the body at ``precision`` (``"float32"`` or ``"autocast"``); restores on exit.
+
+    Jobs wrap their measurements in this with the config's ``measure_precision``,
+    so that a user who asks for reduced precision gets it everywhere and the
+    run's logged config says so. Measurement functions pick it up through
+    :func:`eval_mode`; an explicit ``precision=`` argument there wins.
+    """
+    token = _CURRENT_PRECISION.set(check_precision(precision))
+    try:
+        yield precision
+    finally:
+        _CURRENT_PRECISION.reset(token)
+
+
+def autocast_dtype(device: torch.device) -> torch.dtype:
+    """The reduced-precision dtype autocast uses on ``device``: bf16 on CPUs and bf16-capable GPUs, else fp16."""
+    if device.type == "cuda" and not torch.cuda.is_bf16_supported():
+        return torch.float16
+    return torch.bfloat16
 
 
 def model_device(model: nn.Module) -> torch.device:
@@ -34,21 +75,22 @@ def model_device(model: nn.Module) -> torch.device:
 
 
 @contextlib.contextmanager
-def eval_mode(model: nn.Module, *, precision: str = "float32") -> Iterator[torch.device]:
+def eval_mode(model: nn.Module, *, precision: str | None = None) -> Iterator[torch.device]:
     """Evaluate ``model`` in eval mode and full float32 precision; yields its device.
 
-    On entry: ``model.eval()``; with ``precision="float32"`` (the default) TF32
-    is switched off for CUDA matrix products and convolutions and any
-    enclosing autocast is disabled. On exit the model's train/eval mode and
-    the TF32 flags are restored, also when the body raises.
+    On entry: ``model.eval()``. With ``precision="float32"`` (the default
+    everywhere unless a job set ``measure_precision``) TF32 is switched off
+    for CUDA matrix products and convolutions and any enclosing autocast is
+    disabled; with ``"autocast"`` the body runs under autocast at
+    :func:`autocast_dtype`. On exit the model's train/eval mode and the TF32
+    flags are restored, also when the body raises.
 
     Args:
         model: the classifier to measure.
-        precision: ``"float32"`` (measurements) or ``"autocast"`` (leave the
-            caller's autocast and TF32 settings as they are).
+        precision: ``"float32"`` or ``"autocast"``; None (the default) =
+            :func:`current_precision`.
     """
-    if precision not in PRECISIONS:
-        raise ConfigError(f"precision: expected one of {', '.join(PRECISIONS)}, got {precision!r}")
+    precision = check_precision(precision if precision is not None else current_precision(), "precision")
     device = model_device(model)
     was_training = model.training
     flags = (torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32)
@@ -60,7 +102,8 @@ def eval_mode(model: nn.Module, *, precision: str = "float32") -> Iterator[torch
             with torch.autocast(device_type=device.type, enabled=False):
                 yield device
         else:
-            yield device
+            with torch.autocast(device_type=device.type, dtype=autocast_dtype(device)):
+                yield device
     finally:
         torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32 = flags
         model.train(was_training)

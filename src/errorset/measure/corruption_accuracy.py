@@ -19,6 +19,7 @@ around them):
 
 from __future__ import annotations
 
+import hashlib
 import math
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -30,7 +31,7 @@ from torch import nn
 from errorset.data.corruptions.formats import FORMATS, check_format, store
 from errorset.data.corruptions.registry import ALL_CORRUPTIONS, BENCHMARK_CORRUPTIONS, check_corruption, corrupt
 from errorset.data.corruptions.tables import check_severity, check_table
-from errorset.errors import ConfigError
+from errorset.errors import ConfigError, DataError
 from errorset.measure.common import eval_mode
 
 #: left out of the paper's "All" (its models are trained on Gaussian noise)
@@ -50,6 +51,8 @@ class CorruptionResults:
         n_images: test images per corruption and severity.
         table: severity table used (``cifar10`` or ``imagenet``).
         seed: generator seed of the corruptions.
+        images: :func:`images_digest` of the test images and labels measured
+            ("" in files written before errorset recorded it).
     """
 
     accuracy: dict[str, AccuracyTable]
@@ -58,6 +61,7 @@ class CorruptionResults:
     table: str
     seed: int = 0
     extra: dict[str, Any] = field(default_factory=dict)
+    images: str = ""
 
     @property
     def formats(self) -> list[str]:
@@ -82,6 +86,7 @@ class CorruptionResults:
             "n_images": self.n_images,
             "table": self.table,
             "seed": self.seed,
+            "images": self.images,
             **({"extra": self.extra} if self.extra else {}),
         }
 
@@ -100,9 +105,54 @@ class CorruptionResults:
                 table=str(d["table"]),
                 seed=int(d.get("seed", 0)),
                 extra=dict(d.get("extra", {})),
+                images=str(d.get("images", "")),
             )
         except (KeyError, TypeError, ValueError, AttributeError) as e:
             raise ConfigError(f"not a corruption results record ({type(e).__name__}: {e})") from None
+
+
+def images_digest(x: torch.Tensor, y: torch.Tensor) -> str:
+    """A short SHA-256 digest of test images and their labels: two results measured on the same images share it."""
+    h = hashlib.sha256()
+    for t in (x, y):
+        t = t.detach().cpu().contiguous()
+        h.update(f"{t.dtype}{tuple(t.shape)}".encode())
+        h.update(t.numpy().tobytes())
+    return h.hexdigest()[:16]
+
+
+def check_comparable(
+    results: CorruptionResults, baseline: CorruptionResults, what: str = "model", against: str = "corruptions.baseline"
+) -> None:
+    """Raise :class:`DataError` unless ``results`` and ``baseline`` were measured on the same images, seed and table.
+
+    mCE divides one model's errors by another's corruption by corruption; with
+    different test images, corruption seeds or severity tables the ratio
+    compares different tasks. ``what`` and ``against`` name the two results
+    in the message (e.g. a file or a variant, and the setting that chose the
+    baseline).
+    """
+    if not results.images or not baseline.images:
+        old = against if not baseline.images else what
+        raise DataError(
+            f"{against}: the results of {old} do not record which images they were measured on (written by an "
+            "older errorset); re-run errorset eval-corruptions for it before computing mCE"
+        )
+    diffs = [
+        f"{name} {a!r} vs {b!r}"
+        for name, a, b in (
+            ("images", results.images, baseline.images),
+            ("n_images", results.n_images, baseline.n_images),
+            ("seed", results.seed, baseline.seed),
+            ("table", results.table, baseline.table),
+        )
+        if a != b
+    ]
+    if diffs:
+        raise DataError(
+            f"{against}: {what} and the baseline were measured differently ({'; '.join(diffs)}); mCE needs "
+            "both on the same test images (corruptions.n_images, seed), corruption seed and severity table"
+        )
 
 
 @torch.no_grad()
@@ -180,6 +230,7 @@ def evaluate_corruptions(
         n_images=n,
         table=table,
         seed=seed,
+        images=images_digest(x, y),
     )
 
 
@@ -237,11 +288,17 @@ class Summary:
     mean: float
 
 
+def in_all(corruption: str) -> bool:
+    """Whether ``corruption`` counts in the paper's "All": a benchmark corruption other than gaussian_noise."""
+    return corruption in BENCHMARK_CORRUPTIONS and corruption not in ALL_EXCLUDES
+
+
 def summarize(table: AccuracyTable) -> Summary:
     """Per-corruption means over severities, the paper's "All" (without gaussian_noise), and the plain mean."""
     per = {c: _mean(list(sev.values())) for c, sev in table.items() if sev}
-    in_all = [v for c, v in per.items() if c in BENCHMARK_CORRUPTIONS and c not in ALL_EXCLUDES]
-    return Summary(per_corruption=per, all=_mean(in_all), mean=_mean(list(per.values())))
+    return Summary(
+        per_corruption=per, all=_mean([v for c, v in per.items() if in_all(c)]), mean=_mean(list(per.values()))
+    )
 
 
 @dataclass

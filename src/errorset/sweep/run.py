@@ -26,6 +26,7 @@ import torch
 
 from errorset.config import Config, resolve
 from errorset.errors import ConfigError, TrainingDiverged
+from errorset.measure.common import measurement_precision
 from errorset.sweep.objectives import OBJECTIVES, Objective, check_settings
 from errorset.sweep.space import Param, check_space, parse_fixed, parse_space, trial_config
 from errorset.sweep.storage import describe, open_storage
@@ -289,15 +290,17 @@ def run_worker(sweep: Sweep, *, progress: bool = True) -> None:
         def on_epoch_end(epoch: int, model: torch.nn.Module, run: tracking.Run) -> None:
             if not prune:
                 return
-            value = primary.measure(model, x_val, y_val, tcfg, gen)
+            with measurement_precision(tcfg.measure_precision):
+                value = primary.measure(model, x_val, y_val, tcfg, gen)
             run.log_metrics({f"objective_per_epoch/{primary.name}": value}, step=epoch)
             trial.report(value, epoch)
             if trial.should_prune():
                 raise optuna.TrialPruned(f"trial {trial.number} pruned after epoch {epoch + 1}")
 
         def on_finish(model: torch.nn.Module, run: tracking.Run) -> None:
-            for o in sweep.objectives:
-                values[o.name] = o.measure(model, x_val, y_val, tcfg, gen)
+            with measurement_precision(tcfg.measure_precision):
+                for o in sweep.objectives:
+                    values[o.name] = o.measure(model, x_val, y_val, tcfg, gen)
             run.log_metrics({f"objective/{k}": v for k, v in values.items()})
             run.log_params({"sweep.trial": trial.number, "sweep.validation_images": len(x_val)})
 

@@ -2,8 +2,15 @@
 
 Written atomically at the end of every epoch, so a killed run loses at most the
 epoch in progress and never leaves a half-written file. It holds the model,
-optimiser, scheduler and scaler states, both random generators, the resolved
-config, the MLflow run id and the per-epoch history.
+optimiser, scheduler and scaler states, both random generators (the noise
+generator's with the device type it lives on), the resolved config, the MLflow
+run id and the per-epoch history.
+
+A generator state belongs to one device type: a CUDA generator's state cannot
+be loaded into a CPU generator. Resuming on another device type therefore
+re-seeds that generator deterministically from the run's seed and the epoch
+reached (:func:`restore_generator`), so the resumed run is reproducible, though
+not bit-identical to an uninterrupted run on the first device.
 """
 
 from __future__ import annotations
@@ -14,11 +21,14 @@ from typing import Any
 
 import torch
 
-from errorset.config import flatten
+from errorset.config import Config, flatten, to_dict
 from errorset.errors import CheckpointError
 from errorset.models.build import atomic_torch_save
+from errorset.runtime import derived_seed
 
-CHECKPOINT_FORMAT = "errorset.checkpoint/1"
+CHECKPOINT_FORMAT = "errorset.checkpoint/2"
+#: formats :meth:`TrainState.load` reads (1: before the noise generator's device was recorded)
+READABLE_FORMATS = ("errorset.checkpoint/1", CHECKPOINT_FORMAT)
 
 #: keys that may differ between the interrupted run and its resumption
 RESUMABLE_DIFFERENCES = {"train.resume", "train.overwrite", "device", "tracking.uri"}
@@ -36,6 +46,8 @@ class TrainState:
     run_id: str | None
     history: list[dict[str, float]] = field(default_factory=list)
     scaler: dict[str, Any] | None = None
+    #: device type of the noise generator ("cpu", "cuda", ...); None in format-1 checkpoints
+    noise_generator_device: str | None = None
 
     def save(self, path: Path) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -51,13 +63,15 @@ class TrainState:
             raise CheckpointError(
                 f"train.resume: {path} is not a readable checkpoint ({type(e).__name__}: {e})"
             ) from None
-        if not isinstance(payload, dict) or payload.pop("format", None) != CHECKPOINT_FORMAT:
+        if not isinstance(payload, dict) or payload.pop("format", None) not in READABLE_FORMATS:
             raise CheckpointError(f"train.resume: {path} is not an errorset checkpoint")
         return cls(**payload)
 
     def check_config(self, config: dict[str, Any]) -> None:
         """Raise when ``config`` differs from the checkpoint's in anything but resumable keys."""
-        old, new = flatten(self.config), flatten(config)
+        # keys added to errorset after the checkpoint was written count as their defaults
+        old = {**flatten(to_dict(Config())), **flatten(self.config)}
+        new = flatten(config)
         diff = sorted(k for k in set(old) | set(new) if k not in RESUMABLE_DIFFERENCES and old.get(k) != new.get(k))
         if diff:
             shown = ", ".join(f"{k}: {old.get(k)!r} -> {new.get(k)!r}" for k in diff[:6])
@@ -65,3 +79,31 @@ class TrainState:
                 f"train.resume: the checkpoint was made with a different configuration ({shown}); "
                 "resume with the same parameters or train into another train.output_dir"
             )
+
+
+def restore_generator(
+    generator: torch.Generator, state: torch.Tensor, saved_device: str | None, seed: int, *parts: object
+) -> bool:
+    """Load a saved generator ``state`` into ``generator``, or re-seed it where the device type differs.
+
+    Args:
+        generator: the new run's generator (on the device it will draw on).
+        state: the saved ``get_state()`` tensor.
+        saved_device: the device type the state was saved from (None: unknown,
+            format-1 checkpoint: the state is tried and re-seeded if refused).
+        seed, parts: what the replacement seed is derived from
+            (:func:`errorset.runtime.derived_seed`), e.g. the run's seed,
+            the stream's name and the epoch reached.
+
+    Returns:
+        True when the generator was re-seeded instead of restored.
+    """
+    if saved_device is None or saved_device == generator.device.type:
+        try:
+            generator.set_state(state)
+            return False
+        except RuntimeError:  # a state from another device type (its size differs)
+            if saved_device is not None:
+                raise
+    generator.manual_seed(derived_seed(seed, *parts))
+    return True
