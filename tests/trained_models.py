@@ -40,7 +40,7 @@ def _fit(model: nn.Module, x: torch.Tensor, y: torch.Tensor, steps: int, lr: flo
 
 @functools.cache
 def digits_mlp(seed: int = 0) -> tuple[nn.Module, torch.Tensor, torch.Tensor]:
-    """The MLP (about 95% test accuracy) and the 397 held-out digits as (N, 64) floats."""
+    """The MLP (91.7% test accuracy) and the 397 held-out digits as (N, 64) floats."""
     x, y = _digits()
     torch.manual_seed(seed)
     model = nn.Sequential(nn.Linear(64, 128), nn.ReLU(), nn.Linear(128, 10))
@@ -77,7 +77,7 @@ class TinyConvNet(nn.Module):
 
 @functools.cache
 def digits_convnet(seed: int = 0) -> tuple[nn.Module, torch.Tensor, torch.Tensor]:
-    """The conv net (about 95% test accuracy) and the held-out digits as (N, 3, 32, 32) images."""
+    """The conv net (92.4% test accuracy) and the held-out digits as (N, 3, 32, 32) images."""
     x, y = _digits()
     images = cifar_shaped(x, seed)
     torch.manual_seed(seed)
