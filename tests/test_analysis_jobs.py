@@ -82,6 +82,7 @@ def test_attack_accuracy_falls_with_eps_and_is_logged(data_root, workdir, traine
         "attack.linf_eps=[0.0,2/255,8/255,32/255]",
         "attack.l2_eps=[0.5,2.0]",
         "attack.steps=10",
+        "attack.restarts=2",
     )
     result = attack(cfg, progress=False)
     linf = [r["accuracy"] for r in result.results["linf"]]
@@ -90,6 +91,7 @@ def test_attack_accuracy_falls_with_eps_and_is_logged(data_root, workdir, traine
     saved = json.loads((workdir / "rep/attack.json").read_text())
     assert saved["linf"] == result.results["linf"] and saved["steps"] == 10
     assert saved["step_ratio"] == pytest.approx(0.4)  # 4 / steps
+    assert saved["restarts"] == 2 and saved["scoring"] == "broken if any iterate of any restart is misclassified"
     metrics = mlflow_client().get_run(result.run_id).data.metrics
     assert metrics[metric_key("linf", 8 / 255)] == pytest.approx(linf[2])
 

@@ -109,6 +109,7 @@ def test_wrong_types_name_the_key(override, message):
         ("eval.sigmas=[]", r"eval\.sigmas: expected a non-empty list"),
         ("eval.sigmas=[-0.1]", r"eval\.sigmas: expected numbers >= 0"),
         ("device=gpu0", r"device: expected auto, cpu"),
+        ("attack.restarts=0", r"attack\.restarts: expected an integer >= 1, got 0"),
     ],
 )
 def test_out_of_range_values_name_the_key(override, message):
@@ -124,10 +125,15 @@ def test_out_of_range_values_name_the_key(override, message):
         ("train.mode=mixup", r"train\.mode: unknown training mode 'mixup'; valid training modes: adversarial"),
         ("profile=gpu", r"profile: unknown profile 'gpu'; valid profiles: paper, cpu, smoke"),
         ("train.adversarial.norm=l1", r"train\.adversarial\.norm: unknown norm 'l1'; valid norms: linf, l2"),
+        (
+            "train.adversarial.attack_mode=both",
+            r"train\.adversarial\.attack_mode: unknown mode 'both'; valid modes: eval, train",
+        ),
     ],
 )
 def test_unknown_names_list_the_valid_ones(override, message):
-    with pytest.raises(UnknownNameError if "norm" not in override else ConfigError, match=message):
+    plain = "norm" in override or "attack_mode" in override
+    with pytest.raises(ConfigError if plain else UnknownNameError, match=message):
         load_config(None, [override])
 
 
@@ -144,6 +150,8 @@ def test_flatten_gives_dotted_keys():
     flat = flatten(config_from_dict({"train": {"mode": "gaussian"}}))
     assert flat["train.mode"] == "gaussian"
     assert flat["train.adversarial.steps"] == 7
+    assert flat["train.adversarial.attack_mode"] == "eval"
+    assert flat["attack.restarts"] == 1
     assert flat["data.cifar10.download"] is True
 
 
@@ -153,3 +161,8 @@ def test_defaults_match_params_yaml_except_where_it_says_so():
 
     from_file = load_config(REPO / "params.yaml", resolve_profile=False)
     assert replace(from_file, variants={}) == Config()
+
+
+def test_restarts_need_a_random_start():
+    with pytest.raises(ConfigError, match=r"attack\.restarts: restarts > 1 need attack\.random_start: true"):
+        load_config(None, ["attack.restarts=2", "attack.random_start=false"])

@@ -3,9 +3,11 @@ from __future__ import annotations
 import pytest
 import torch
 import torch.nn.functional as F
+from torch import nn
 
 from errorset.attacks import pgd
 from errorset.errors import ConfigError
+from errorset.measure.robustness import lp_robustness, robust_accuracy
 from errorset.models import create_model
 
 
@@ -98,3 +100,59 @@ def test_bad_pgd_arguments(model_and_data, kwargs, message):
     model, x, y = model_and_data
     with pytest.raises(ConfigError, match=message):
         pgd(model, x, y, **kwargs)
+
+
+class Bump(nn.Module):
+    """On one pixel x: logits ``[0, 2 - 1000 (x - 0.24)^2]``, wrong only in a narrow band around 0.24.
+
+    L-inf PGD from 0.1 with steps of 0.15 jumps into the band (0.25, misclassified) and back out (0.1):
+    the last iterate is correct although an earlier one was not.
+    """
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        f = 2 - 1000 * (x.flatten(1)[:, 0] - 0.24) ** 2
+        return torch.stack([torch.zeros_like(f), f], 1)
+
+
+def test_pgd_reports_examples_broken_by_any_iterate():
+    x, y = torch.full((3, 1), 0.1), torch.zeros(3, dtype=torch.long)
+    adv, broken = pgd(Bump(), x, y, eps=0.5, steps=2, step_size=0.15, random_start=False, return_broken=True)
+    assert broken.all()
+    torch.testing.assert_close(adv, torch.full((3, 1), 0.25))  # the misclassified iterate
+    last = pgd(Bump(), x, y, eps=0.5, steps=2, step_size=0.15, random_start=False)
+    torch.testing.assert_close(last, x)  # back where it started: correct
+    acc = robust_accuracy(Bump(), x, y, norm="linf", eps=0.5, steps=2, step_size=0.15, random_start=False)
+    assert acc == 0.0  # scored on any iterate, not on the last one (which would give 1.0)
+
+
+class RightHalf(nn.Module):
+    """Wrong exactly where the first pixel is above 0.5."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        f = 1000 * (x.flatten(1)[:, 0] - 0.5)
+        return torch.stack([torch.zeros_like(f), f], 1)
+
+
+@pytest.mark.parametrize("restarts", [1, 2, 3])
+def test_restarts_each_draw_a_fresh_random_start(restarts):
+    """With no steps, an image survives a restart with probability 1/2: accuracy ~ 2^-restarts."""
+    n = 2000
+    x, y = torch.full((n, 1), 0.5), torch.zeros(n, dtype=torch.long)
+    kwargs = {"norm": "linf", "eps": 0.1, "steps": 0, "step_size": 0.0, "batch_size": 700}
+    acc = robust_accuracy(RightHalf(), x, y, restarts=restarts, generator=torch.Generator().manual_seed(0), **kwargs)
+    p = 0.5**restarts
+    assert abs(acc - p) < 4 * (p * (1 - p) / n) ** 0.5
+    again = robust_accuracy(RightHalf(), x, y, restarts=restarts, generator=torch.Generator().manual_seed(0), **kwargs)
+    assert again == acc
+
+
+def test_lp_robustness_takes_restarts_and_refuses_bad_ones(model_and_data):
+    model, x, y = model_and_data
+    radii = {"linf": [4 / 255]}
+    one = lp_robustness(model, x, y, radii, steps=5, generator=torch.Generator().manual_seed(0))
+    three = lp_robustness(model, x, y, radii, steps=5, restarts=3, generator=torch.Generator().manual_seed(0))
+    assert three["linf"][0]["accuracy"] <= one["linf"][0]["accuracy"]
+    with pytest.raises(ConfigError, match=r"restarts: expected an integer >= 1, got 0"):
+        lp_robustness(model, x, y, radii, steps=5, restarts=0)
+    with pytest.raises(ConfigError, match=r"restarts: restarts > 1 need random_start=True"):
+        lp_robustness(model, x, y, radii, steps=5, restarts=2, random_start=False)

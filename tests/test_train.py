@@ -157,3 +157,34 @@ def test_nan_loss_stops_marks_the_run_failed_and_keeps_the_last_good_checkpoint(
     assert all(torch.isfinite(v).all() for v in state.model.values() if v.is_floating_point())
     assert mlflow_client().get_run(state.run_id).info.status == "FAILED"
     assert metric_steps(state.run_id, "train_loss") == [0]
+
+
+@pytest.mark.parametrize(("attack_mode", "per_step"), [("eval", 1), ("train", 3 + 1)])
+def test_adversarial_training_moves_batchnorm_statistics_once_per_step_in_eval_mode(attack_mode, per_step):
+    """attack_mode=eval: the PGD forward passes leave BN alone, only the update moves it (train: steps + 1)."""
+    from torch import nn
+
+    from errorset.config import AdversarialConfig, TrainConfig
+    from errorset.train.loop import train_epoch
+    from errorset.train.modes import MODES
+
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Flatten(), nn.Linear(16, 8), nn.BatchNorm1d(8), nn.ReLU(), nn.Linear(8, 3))
+    adv = AdversarialConfig(eps=0.05, step_size=0.02, steps=3, attack_mode=attack_mode)
+    transform = MODES.create("adversarial", TrainConfig(mode="adversarial", adversarial=adv))
+    x, y = torch.rand(40, 1, 4, 4), torch.arange(40) % 3
+    bn = model[2]
+    before = bn.running_mean.clone()
+    train_epoch(
+        model,
+        torch.optim.SGD(model.parameters(), lr=0.1),
+        x,
+        y,
+        transform=transform,
+        batch_size=10,
+        data_generator=torch.Generator().manual_seed(0),
+        noise_generator=torch.Generator().manual_seed(1),
+    )
+    assert int(bn.num_batches_tracked) == 4 * per_step  # 4 training steps
+    assert not torch.equal(bn.running_mean, before)
+    assert model.training  # train mode restored for the update

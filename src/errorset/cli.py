@@ -117,7 +117,8 @@ def build_parser() -> argparse.ArgumentParser:
         "attack",
         "accuracy under PGD L-inf and L2 over a grid of radii",
         "Attack a trained model (attack.checkpoint) with PGD (attack.steps steps of attack.step_ratio * eps, "
-        "random start) at every radius in attack.linf_eps and attack.l2_eps. Writes attack.json and "
+        "random start, attack.restarts times; broken = any iterate of any restart misclassified) at every "
+        "radius in attack.linf_eps and attack.l2_eps. Writes attack.json and "
         "attack.csv to attack.output_dir and logs an MLflow run.",
     )
     p.set_defaults(func=_cmd_attack)

@@ -89,6 +89,9 @@ class AdversarialConfig:
     #: null = 2/255 for linf, 0.1 for l2
     step_size: float | None = None
     random_start: bool = True
+    #: BatchNorm mode while the attack is generated: eval (BN running stats updated once per step, by the
+    #: update; MadryLab's robustness library) or train (the attack's forward passes update them too)
+    attack_mode: str = "eval"
 
 
 @dataclass
@@ -216,6 +219,9 @@ class AttackConfig:
     #: step size as a fraction of eps; null = 4 / steps (the paper: 100 steps of eps/25)
     step_ratio: float | None = None
     random_start: bool = True
+    #: PGD runs per radius, each from a fresh random start; an image is broken if any iterate of any run is
+    #: misclassified
+    restarts: int = 1
     #: images per attack batch
     batch_size: int = 250
     #: attack.json and attack.csv go here; null = reports/<dataset>/<model>/<mode>

@@ -23,7 +23,7 @@ def validate(cfg: Config) -> None:
     from errorset.data import DATASETS
     from errorset.measure.common import PRECISIONS
     from errorset.models import MODELS
-    from errorset.train.modes import MODES
+    from errorset.train.modes import ATTACK_MODES, MODES
 
     DATASETS.check(cfg.data.name)
     MODES.check(cfg.train.mode)
@@ -64,6 +64,10 @@ def validate(cfg: Config) -> None:
     if a.step_size is not None:
         _require(a.step_size > 0, "train.adversarial.step_size", "a number > 0", a.step_size)
     _require(a.steps >= 1, "train.adversarial.steps", "an integer >= 1", a.steps)
+    if a.attack_mode not in ATTACK_MODES:
+        raise ConfigError(
+            f"train.adversarial.attack_mode: unknown mode {a.attack_mode!r}; valid modes: {', '.join(ATTACK_MODES)}"
+        )
 
     e = cfg.eval
     _require(len(e.sigmas) > 0, "eval.sigmas", "a non-empty list of numbers >= 0", e.sigmas)
@@ -111,6 +115,9 @@ def validate(cfg: Config) -> None:
     if at.step_ratio is not None:
         _require(at.step_ratio > 0, "attack.step_ratio", "a number > 0", at.step_ratio)
     _require(at.batch_size >= 1, "attack.batch_size", "an integer >= 1", at.batch_size)
+    _require(at.restarts >= 1, "attack.restarts", "an integer >= 1", at.restarts)
+    if at.restarts > 1 and not at.random_start:
+        raise ConfigError("attack.restarts: restarts > 1 need attack.random_start: true (else every run is the same)")
 
     img = cfg.data.imagefolder
     if img.image_size is not None:

@@ -78,7 +78,8 @@ def pgd(
     generator: torch.Generator | None = None,
     loss_fn: LossFn | None = None,
     clip: bool = True,
-) -> torch.Tensor:
+    return_broken: bool = False,
+) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
     """Return adversarial images within ``eps`` of ``x`` that (try to) change the prediction.
 
     Untargeted PGD ascends the loss of the true labels ``y``; targeted PGD
@@ -99,9 +100,15 @@ def pgd(
         loss_fn: ``loss_fn(logits, labels)`` summed over the batch; default cross-entropy.
         clip: keep iterates in the image domain [0,1] (turn off for inputs that
             are not images, e.g. Gaussian-noised points).
+        return_broken: also return, per example, whether *any* iterate (the
+            random start, every step, the last one) was misclassified
+            (prediction != ``y``). Those forward passes are the ones the
+            gradient steps make anyway, plus one for the last iterate.
 
     Returns:
-        Adversarial images, detached, with the dtype and device of ``x``.
+        Adversarial images, detached, with the dtype and device of ``x``. With
+        ``return_broken``: ``(images, broken)``, where a broken example's image
+        is its first misclassified iterate (the others: the last iterate).
     """
     if norm not in NORMS:
         raise ConfigError(f"norm: unknown norm {norm!r}; valid norms: {', '.join(NORMS)}")
@@ -123,12 +130,19 @@ def pgd(
     delta = random_in_ball(x, eps_t, norm, generator) if random_start else torch.zeros_like(x)
     low, high = (0.0, 1.0) if clip else (-math.inf, math.inf)
     x_adv = (x + delta).clamp(low, high)
+    broken = torch.zeros(x.shape[0], dtype=torch.bool, device=x.device)
+    first = x_adv.clone() if return_broken else x_adv
     for _ in range(steps):
         x_adv.requires_grad_(True)
         with torch.enable_grad():
-            loss = loss_fn(model(x_adv), labels)
+            logits = model(x_adv)
+            loss = loss_fn(logits, labels)
             (grad,) = torch.autograd.grad(loss, x_adv)
         with torch.no_grad():
+            if return_broken:
+                new = (logits.argmax(1) != y) & ~broken
+                first = torch.where(new.view(-1, *([1] * (x.ndim - 1))), x_adv.detach(), first)
+                broken |= new
             grad = grad.to(x.dtype)
             if targeted:
                 grad = -grad
@@ -138,4 +152,12 @@ def pgd(
                 step = grad / _flat_norm(grad).clamp_min(1e-12)
             x_adv = x_adv.detach() + step_t * step
             x_adv = (x + project(x_adv - x, eps_t, norm)).clamp(low, high)
-    return x_adv.detach()
+    x_adv = x_adv.detach()
+    if not return_broken:
+        return x_adv
+    with torch.no_grad():
+        new = (model(x_adv).argmax(1) != y) & ~broken
+        broken |= new
+        out = torch.where(broken.view(-1, *([1] * (x.ndim - 1))), first, x_adv)
+        out = torch.where(new.view(-1, *([1] * (x.ndim - 1))), x_adv, out)
+    return out, broken

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from errorset.config import Config
 from errorset.jobs.common import load_trained, measuring_job, output_dir, write_csv, write_json
-from errorset.measure.robustness import lp_robustness
+from errorset.measure.robustness import SCORING, lp_robustness
 from errorset.runtime import make_generator
 
 SUMMARY = "attack.json"
@@ -40,12 +40,21 @@ def attack(cfg: Config, *, progress: bool = True) -> AttackResult:
         steps=a.steps,
         step_ratio=a.step_ratio,
         random_start=a.random_start,
+        restarts=a.restarts,
         batch_size=a.batch_size,
         generator=make_generator(cfg.seed, trained.device),
         progress=progress,
     )
     out = output_dir(a.output_dir, trained)
-    write_json({**results, "images": len(trained.x), "steps": a.steps, "step_ratio": a.step_ratio}, out / SUMMARY)
+    summary = {
+        **results,
+        "images": len(trained.x),
+        "steps": a.steps,
+        "step_ratio": a.step_ratio,
+        "restarts": a.restarts,
+        "scoring": SCORING,
+    }
+    write_json(summary, out / SUMMARY)
     table = [{"norm": norm, "eps": r["eps"], "accuracy": r["accuracy"]} for norm, rs in results.items() for r in rs]
     write_csv(table, ["norm", "eps", "accuracy"], out / TABLE)
 

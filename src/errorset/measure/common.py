@@ -22,6 +22,7 @@ from collections.abc import Iterator
 import torch
 from torch import nn
 
+from errorset.attacks.nearest import logit_margin
 from errorset.errors import ConfigError
 
 #: the settings :func:`eval_mode` accepts: float32 (the rule) or autocast (reduced precision, asked for)
@@ -202,13 +203,6 @@ def noisy_margins(
             noisy = noisy.clamp(0.0, 1.0)
         out[start : start + len(img)] = logit_margin(model(noisy).float(), y.index_select(0, img))
     return out.view(len(idx), k)
-
-
-def logit_margin(logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-    """Per row, ``max_{k != y} z_k - z_y``: positive exactly where the prediction is wrong."""
-    true = logits.gather(1, y[:, None]).squeeze(1)
-    others = logits.scatter(1, y[:, None], float("-inf"))
-    return others.amax(1) - true
 
 
 def image_batches(n_images: int, per_image_elements: int, n_samples: int, budget: int) -> list[slice]:

@@ -7,7 +7,12 @@
 ``adversarial``
     Madry et al.'s PGD adversarial training: replace the batch by PGD
     adversarial examples (``train.adversarial``: L-inf eps 8/255, 7 steps of
-    2/255 with a random start by default; L2 as an option).
+    2/255 with a random start by default; L2 as an option). The attack is
+    generated with the model in eval mode (``train.adversarial.attack_mode:
+    eval``, as MadryLab's robustness library does) and train mode is restored
+    for the update, so BatchNorm's running statistics move once per step, on
+    the adversarial batch; ``attack_mode: train`` keeps the old behaviour
+    (the attack's ``steps`` forward passes update them too).
 """
 
 from __future__ import annotations
@@ -26,6 +31,9 @@ from errorset.train.augment import gaussian_augment
 InputTransform = Callable[[nn.Module, torch.Tensor, torch.Tensor, torch.Generator], torch.Tensor]
 
 MODES: Registry[InputTransform] = Registry("training mode", "train.mode")
+
+#: train.adversarial.attack_mode: the model's mode while PGD runs
+ATTACK_MODES = ("eval", "train")
 
 
 @MODES.register("clean")
@@ -47,17 +55,23 @@ def adversarial(cfg: TrainConfig) -> InputTransform:
     assert a.eps is not None and a.step_size is not None, "resolve the config first"
 
     def transform(model: nn.Module, x: torch.Tensor, y: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
-        return pgd(
-            model,
-            x,
-            y,
-            norm=a.norm,
-            eps=a.eps,
-            steps=a.steps,
-            step_size=a.step_size,
-            random_start=a.random_start,
-            generator=generator,
-        )
+        was_training = model.training
+        if a.attack_mode == "eval":
+            model.eval()
+        try:
+            return pgd(
+                model,
+                x,
+                y,
+                norm=a.norm,
+                eps=a.eps,
+                steps=a.steps,
+                step_size=a.step_size,
+                random_start=a.random_start,
+                generator=generator,
+            )
+        finally:
+            model.train(was_training)
 
     return transform
 
