@@ -48,7 +48,7 @@ def test_found_points_are_misclassified_alone_with_their_margin():
     result = nearest_error(model, x, y, norm="l2", eps_max=3.0, steps=40, clip=False)
     assert result.found.all()
     alone = margin_alone(model, result.x, y)
-    assert (alone < 0).all()  # every returned point is an error on its own
+    assert (alone > 0).all()  # every returned point is an error on its own
     torch.testing.assert_close(result.margin, alone)
     torch.testing.assert_close(result.distance, (result.x - x).norm(dim=1))
     # the verified points lie beyond the batch's boundary, pushed by at most 10% of the distance
@@ -57,15 +57,15 @@ def test_found_points_are_misclassified_alone_with_their_margin():
     assert (result.distance <= exact * 1.1 * (1 + 1e-4)).all()
 
 
-def test_margin_is_true_minus_best_other_and_unverifiable_points_are_not_found():
+def test_margin_is_best_other_minus_true_and_unverifiable_points_are_not_found():
     inner, x, y = problem(seed=1)
     model = BatchShifted(inner, shift=1e3)  # alone, no point within eps_max is ever wrong
     result = nearest_error(model, x, y, norm="l2", eps_max=3.0, steps=40, clip=False)
     assert not result.found.any()
     assert (result.distance == 3.0).all() and torch.equal(result.x, x)
     z = model(x[:1])
-    torch.testing.assert_close(result.margin[:1], (z[:, 0] - z[:, 1]).float())
-    assert (result.margin > 0).all()
+    torch.testing.assert_close(result.margin[:1], (z[:, 1] - z[:, 0]).float())
+    assert (result.margin < 0).all()
 
 
 def test_linf_bisection_points_are_verified_too():
@@ -74,12 +74,12 @@ def test_linf_bisection_points_are_verified_too():
     result = nearest_error(model, x, y, norm="linf", eps_max=1.0, steps=20, search_steps=14, clip=False)
     found = result.found
     assert found.all()
-    assert (margin_alone(model, result.x, y) < 0).all()
+    assert (margin_alone(model, result.x, y) > 0).all()
     torch.testing.assert_close(result.distance, (result.x - x).abs().amax(1))
 
 
-def test_clean_errors_stay_at_distance_zero_with_a_negative_margin():
+def test_clean_errors_stay_at_distance_zero_with_a_positive_margin():
     inner, x, y = problem(seed=3)
     result = nearest_error(inner, x, 1 - y, norm="l2", eps_max=1.0, steps=10, clip=False)
     assert (result.distance == 0).all() and torch.equal(result.x, x)
-    assert (result.margin < 0).all()
+    assert (result.margin > 0).all()

@@ -30,8 +30,9 @@ A search ends within a hair of the decision boundary, and a model's logits
 for one image can differ in the last bits with the batch it is evaluated in;
 a point found misclassified in the search's batch can then be classified
 correctly on its own. Every returned point is therefore re-evaluated alone
-(a forward pass of a batch of one) and its logit ``margin`` (true-class logit
-minus the best other logit; negative = misclassified) recorded. A point the
+(a forward pass of a batch of one) and its logit ``margin`` (the best other
+logit minus the true-class logit, as :func:`logit_margin`; positive =
+misclassified) recorded. A point the
 re-check calls correct is pushed outward along its direction from ``x0`` by
 1e-6, 1e-5, ..., 1e-1 of its distance until the re-check calls it
 misclassified; one that never is (or ends beyond ``eps_max``) is reported as
@@ -63,7 +64,7 @@ class NearestError:
     distance: torch.Tensor
     #: an error was found within eps_max (else distance = eps_max and x = the clean image)
     found: torch.Tensor
-    #: true-class logit minus the best other logit of ``x``, evaluated alone (batch of one): < 0 = misclassified
+    #: best other logit minus the true-class logit of ``x``, evaluated alone (batch of one): > 0 = misclassified
     margin: torch.Tensor | None = None
 
     def __iter__(self):  # so that `x_err, distance = nearest_error(...)` works
@@ -98,8 +99,8 @@ PUSH_FRACTIONS = (1e-6, 1e-5, 1e-4, 1e-3, 1e-2, 1e-1)
 
 @torch.no_grad()
 def margin_alone(model: Model, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-    """Per image, ``z_y - max_{k != y} z_k`` from a forward pass of that image alone (< 0: misclassified)."""
-    out = [-logit_margin(model(x[i : i + 1]).float(), y[i : i + 1]) for i in range(x.shape[0])]
+    """Per image, ``max_{k != y} z_k - z_y`` from a forward pass of that image alone (> 0: misclassified)."""
+    out = [logit_margin(model(x[i : i + 1]).float(), y[i : i + 1]) for i in range(x.shape[0])]
     return torch.cat(out) if out else torch.empty(0, device=x.device)
 
 
@@ -144,7 +145,7 @@ def verify(
                 for f in (0.0, *PUSH_FRACTIONS) if bool(delta.any()) else (0.0,):
                     p = (xi + (1 + f) * delta).clamp(low, high)
                     m = margin_alone(model, p, yi)
-                    if m[0] < 0:
+                    if m[0] > 0:
                         ok = True
                         break
                 if ok:
