@@ -28,9 +28,9 @@ from errorset.config import Config
 from errorset.errors import ConfigError
 from errorset.jobs.analyze import SUMMARY as ANALYSIS_SUMMARY
 from errorset.jobs.analyze import TABLE as ANALYSIS_TABLE
-from errorset.jobs.analyze import read_table
 from errorset.jobs.attack import SUMMARY as ATTACK_SUMMARY
 from errorset.jobs.common import write_csv, write_json
+from errorset.measure.table import read_table
 from errorset.plots.style import save_figure
 
 
