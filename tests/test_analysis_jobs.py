@@ -49,18 +49,31 @@ def test_analyze_writes_the_per_image_table_and_logs_it(data_root, workdir, trai
     assert (table["sigma_at_mu"][wrong] == 0).all() and (table["nearest_distance"][wrong] == 0).all()
     ok = ~wrong
     assert (table["sigma_at_mu"][ok] > 0).all() and (table["nearest_distance"][ok] > 0).all()
-    assert np.isfinite(table["eps_star"][:3]).all() and np.isnan(table["eps_star"][3:]).all()
+    # eps*_q on the first 3 correctly classified images only
+    first = np.flatnonzero(ok)[:3]
+    assert np.isfinite(table["eps_star"][first]).all()
+    assert np.isnan(np.delete(table["eps_star"], first)).all()
     # the linear-model distance column is -Phi^-1(mu) * sigma(x0, mu)
     np.testing.assert_allclose(table["linear_distance"], 2.3263479 * table["sigma_at_mu"], rtol=1e-5)
+    # every per-image number has its interval
+    for key in ("sigma_at_mu", "error_rate_sigma_0.1", "eps_star", "noisy_error_rate", "isoperimetric_bound"):
+        have = np.isfinite(table[key])
+        assert (table[f"{key}_lo"][have] <= table[key][have]).all()
+        assert (table[key][have] <= table[f"{key}_hi"][have]).all()
 
     summary = json.loads((workdir / "rep/analysis.json").read_text())
     assert summary["images"] == 12 and summary["dimension"] == 64
-    assert summary["median_sigma_at_mu"] == pytest.approx(float(np.median(table["sigma_at_mu"][ok])))
+    rec = summary["sigma_at_mu"]
+    # over all images, misclassified ones at sigma = 0 (the paper's convention)
+    assert rec["median"] == pytest.approx(float(np.median(table["sigma_at_mu"])))
+    assert rec["n"] == 12 and rec["lo"] <= rec["median"] <= rec["hi"] and rec["level"] == 0.95
+    assert summary["distance_ratio"]["n"] == int(ok.sum())
     run = mlflow_client().get_run(result.run_id)
     assert run.info.run_name == "digits/mlp/gaussian-0.5/analyze"
     assert run.data.tags["train_run_id"] == m.run_id
-    assert run.data.params["analyze.samples"] == "100" and run.data.params["profile"] == "smoke"
-    assert run.data.metrics["median_sigma_at_mu"] == pytest.approx(summary["median_sigma_at_mu"])
+    assert run.data.params["analyze.samples"] == "1000" and run.data.params["profile"] == "smoke"
+    assert run.data.metrics["sigma_at_mu/median"] == pytest.approx(rec["median"])
+    assert run.data.metrics["sigma_at_mu/hi"] == pytest.approx(rec["hi"])
     assert run.data.metrics["mean_error_rate/sigma_0.1"] == pytest.approx(summary["mean_error_rate"]["0.1"])
     artifacts = {a.path for a in mlflow_client().list_artifacts(result.run_id)}
     assert {
@@ -134,6 +147,7 @@ def test_report_combines_models_into_the_papers_figures(data_root, workdir, trai
     assert set(summary) == {"clean", "gauss"}
     clean_eval = json.loads((workdir / "reports/clean/metrics.json").read_text())
     assert summary["clean"]["clean_accuracy"] == clean_eval["clean_accuracy"]
+    assert {"median", "lo", "hi", "n", "censored_fraction", "bound"} <= set(summary["clean"]["distance_ratio"])
     artifacts = {a.path for a in mlflow_client().list_artifacts(result.run_id)}
     assert names <= artifacts and "summary.json" in artifacts
 

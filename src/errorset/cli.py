@@ -203,11 +203,19 @@ def _cmd_analyze(args: argparse.Namespace) -> int:
     from errorset.jobs.analyze import analyze
 
     result = analyze(load_args_config(args), progress=not args.no_progress)
+    from errorset.measure.analysis import format_median
+
     s = result.summary
+    level = f"{s['level']:.0%} intervals"
     print(
-        f"{s['images']} images: median sigma(x0, {s['mu']:g}) {s['median_sigma_at_mu']:.4f}, "
-        f"median distance to the nearest error {s['median_nearest_distance']:.4f}, "
-        f"median ratio to the linear model {s['median_distance_ratio']:.3f}"
+        f"{s['images']} images ({level}): median sigma(x0, {s['mu']:g}) {format_median(s['sigma_at_mu'])}, "
+        f"median distance to the nearest error {format_median(s['nearest_distance'])}, "
+        f"median ratio to the linear model {format_median(s['distance_ratio'])}"
+    )
+    print(
+        f"eps*_{s['noisy_q']:g} at sigma {s['noisy_sigma']:g} ({s['noisy_images_below_half']} correct images with "
+        f"an error rate below 1/2): median {format_median(s['eps_star'])}, "
+        f"median eps* / isoperimetric bound {format_median(s['eps_star_over_bound'])}"
     )
     print(f"results: {result.output_dir}")
     print(f"mlflow run id: {result.run_id}")

@@ -187,6 +187,10 @@ class AnalyzeConfig:
     mu: float = 0.01
     #: noise samples per image for sigma(x0, mu) and error rates; null = profile (the paper: 1,000)
     samples: int | None = None
+    #: largest relative standard error of sigma(x0, mu) that `validate` accepts (0.06: samples >= 720 at mu = 0.01)
+    max_rel_error: float = 0.06
+    #: confidence level of every interval (per-image _lo/_hi columns, per-model bootstrap intervals)
+    level: float = 0.95
     #: relative precision of the sigma(x0, mu) search
     rtol: float = 0.02
     #: sigmas of the per-image error rates in noise (Figure 20)
@@ -300,7 +304,7 @@ class SweepConfig:
     noise_sigma: float = 0.1
     #: median_sigma: the error rate mu of sigma(x0, mu), and noise samples per image
     mu: float = 0.01
-    sigma_samples: int = 200
+    sigma_samples: int = 1000
     pgd: SweepPGDConfig = field(default_factory=SweepPGDConfig)
     corruptions: SweepCorruptionsConfig = field(default_factory=SweepCorruptionsConfig)
     #: summary.json, trials.csv and figures go here

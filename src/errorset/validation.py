@@ -79,9 +79,12 @@ def validate(cfg: Config) -> None:
 
     an = cfg.analyze
     _require(0 < an.mu < 0.5, "analyze.mu", "an error rate in (0, 0.5)", an.mu)
+    _require(0 < an.max_rel_error < 1, "analyze.max_rel_error", "a number in (0, 1)", an.max_rel_error)
+    _require(0 < an.level < 1, "analyze.level", "a confidence level in (0, 1)", an.level)
     if an.samples is not None:
         need = math.ceil(1 / an.mu)
         _require(an.samples >= need, "analyze.samples", f"an integer >= 1/analyze.mu = {need}", an.samples)
+        _check_precision("analyze.samples", an.samples, "analyze.mu", an.mu, an.max_rel_error)
     for key, v in (("analyze.images", an.images), ("analyze.noisy.images", an.noisy.images)):
         if v is not None:
             _require(v >= 0, key, "an integer >= 0 (0 = all)", v)
@@ -119,6 +122,11 @@ def validate(cfg: Config) -> None:
     if at.restarts > 1 and not at.random_start:
         raise ConfigError("attack.restarts: restarts > 1 need attack.random_start: true (else every run is the same)")
 
+    sw = cfg.sweep
+    if "median_sigma" in sw.objectives:
+        _require(0 < sw.mu < 0.5, "sweep.mu", "an error rate in (0, 0.5)", sw.mu)
+        _check_precision("sweep.sigma_samples", sw.sigma_samples, "sweep.mu", sw.mu, an.max_rel_error)
+
     img = cfg.data.imagefolder
     if img.image_size is not None:
         _require(img.image_size >= 1, "data.imagefolder.image_size", "an integer >= 1", img.image_size)
@@ -146,6 +154,20 @@ def _validate_corruptions(cfg: Config) -> None:
         _require(c.n_images >= 0, "corruptions.n_images", "an integer >= 0 (0 = all)", c.n_images)
     _require(c.batch_size >= 1, "corruptions.batch_size", "an integer >= 1", c.batch_size)
     _require(c.gallery_index >= 0, "corruptions.gallery_index", "an integer >= 0", c.gallery_index)
+
+
+def _check_precision(key: str, samples: int, mu_key: str, mu: float, max_rel_error: float) -> None:
+    """sigma(x0, mu) from ``samples`` noise draws must have a relative standard error <= analyze.max_rel_error."""
+    from errorset.measure.sigma_search import relative_std_error
+
+    err = relative_std_error(mu, samples)
+    if err > max_rel_error:
+        need = next(n for n in range(samples, 10**9, 10) if relative_std_error(mu, n) <= max_rel_error)
+        raise ConfigError(
+            f"{key}: {samples} noise samples estimate sigma(x0, {mu_key}={mu:g}) with a relative standard "
+            f"error of {err:.3f}, more than analyze.max_rel_error = {max_rel_error:g}; use {key} >= {need} "
+            f"(fewer images, not fewer samples, where time is short) or raise analyze.max_rel_error"
+        )
 
 
 def _is_device(text: str) -> bool:

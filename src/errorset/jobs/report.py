@@ -28,9 +28,9 @@ from errorset.config import Config
 from errorset.errors import ConfigError
 from errorset.jobs.analyze import SUMMARY as ANALYSIS_SUMMARY
 from errorset.jobs.analyze import TABLE as ANALYSIS_TABLE
-from errorset.jobs.analyze import read_table
 from errorset.jobs.attack import SUMMARY as ATTACK_SUMMARY
 from errorset.jobs.common import write_csv, write_json
+from errorset.measure.table import read_table
 from errorset.plots.style import save_figure
 
 
@@ -72,20 +72,18 @@ def input_folders(cfg: Config) -> list[Path]:
     return [Path("reports", name) for name in cfg.variants]
 
 
+#: the per-model medians of analysis.json that summary.json carries, each with its interval
+HEADLINE_MEDIANS = ("sigma_at_mu", "nearest_distance", "distance_ratio", "eps_star", "eps_star_over_bound")
+
+
 def headline(r: ModelResults) -> dict[str, Any]:
     """The numbers of one model that summary.json compares."""
     row: dict[str, Any] = {"clean_accuracy": r.clean_accuracy}
     if r.noise:
         row["noise_accuracy"] = {f"{n['sigma']:g}": n["accuracy"] for n in r.noise}
     if r.analysis_summary:
-        keys = (
-            "median_sigma_at_mu",
-            "median_nearest_distance",
-            "median_distance_ratio",
-            "median_eps_star",
-            "median_eps_star_over_bound",
-        )
-        row.update({k: r.analysis_summary.get(k) for k in keys})
+        # median records {"median", "lo", "hi", "n", "censored_fraction", "bound", ...} (errorset.measure.analysis)
+        row.update({k: r.analysis_summary.get(k) for k in HEADLINE_MEDIANS})
     if r.attack:
         row["pgd_accuracy"] = {
             norm: {f"{x['eps']:.4g}": x["accuracy"] for x in rows} for norm, rows in r.attack.items()
@@ -126,16 +124,19 @@ def report(cfg: Config, *, progress: bool = True) -> ReportResult:
     analysed = [r for r in results if r.analysis is not None and r.analysis_summary]
     if analysed:
         series = {r.label: r.analysis for r in analysed}
+        summaries = {r.label: r.analysis_summary or {} for r in analysed}
         s0 = analysed[0].analysis_summary or {}
         mu, sigma, q = s0.get("mu", a.mu), s0.get("noisy_sigma", a.noisy.sigma), s0.get("noisy_q", a.noisy.q)
-        figures["figure2_sigma_vs_distance.png"] = figs.figure2(series, mu=mu, group_size=a.group_size)
-        figures["figure4_eps_star.png"] = figs.figure4(series, sigma=sigma, q=q, mu=mu)
+        figures["figure2_sigma_vs_distance.png"] = figs.figure2(
+            series, mu=mu, group_size=a.group_size, summaries=summaries
+        )
+        figures["figure4_eps_star.png"] = figs.figure4(series, sigma=sigma, q=q, mu=mu, summaries=summaries)
         rate_sigmas = sorted(
             {
                 float(k.removeprefix("error_rate_sigma_"))
                 for r in analysed
                 for k in (r.analysis or {})
-                if k.startswith("error_rate_sigma_")
+                if k.startswith("error_rate_sigma_") and not k.endswith(("_lo", "_hi"))
             }
         )
         figures["figure20_error_rate_cdf.png"] = figs.figure20(series, rate_sigmas)

@@ -8,6 +8,9 @@
 ``noisy_distance``      eps*_q, the distance of noisy points to the error set (Figure 4)
 ``robustness``          accuracy under PGD (Figure 6)
 ``corruption_accuracy`` accuracy under the common corruptions, "All" and mCE (Tables 2-4)
+``analysis``            ``errorset analyze``'s per-image columns with intervals, and censored medians
+                        with bootstrap intervals per model
+``table``               the per-image table ``analysis.csv`` (write, read)
 """
 
 from errorset.measure.common import eval_mode, misclassified, model_device, noisy_margins
