@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 
 from errorset.config import Config
-from errorset.jobs.common import load_trained, output_dir, write_json
+from errorset.jobs.common import load_trained, measuring_job, output_dir, write_json
 from errorset.measure.analysis import error_rate_column, flat_metrics, measure, summarize
 from errorset.measure.table import read_table, write_table
 
@@ -48,6 +48,7 @@ class AnalyzeResult:
     summary: dict[str, Any]
 
 
+@measuring_job
 def analyze(cfg: Config, *, progress: bool = True) -> AnalyzeResult:
     """Measure the model at ``analyze.checkpoint``; write and log the table, summary and figures."""
     a = cfg.analyze

@@ -79,6 +79,7 @@ def measure(
     from errorset.attacks import nearest_error
     from errorset.data.batches import to_float
     from errorset.measure import error_rate_in_noise, search_sigma_at_error_rate
+    from errorset.measure.common import eval_mode
     from errorset.runtime import make_generator
     from errorset.train.loop import predict
 
@@ -119,16 +120,17 @@ def measure(
         lo, hi = clopper_pearson(np.rint(rates.numpy() * a.samples), a.samples, a.level)
         key = error_rate_column(s)
         columns[key], columns[f"{key}_lo"], columns[f"{key}_hi"] = rates.numpy(), lo, hi
-    near = nearest_error(
-        model,
-        to_float(x).to(device),
-        y.to(device),
-        norm=a.nearest.norm,
-        eps_max=a.nearest.eps_max,
-        steps=a.nearest.steps,
-        batch_size=a.batch_size,
-        generator=gen,
-    )
+    with eval_mode(model):  # the attack itself leaves the model's mode and precision alone
+        near = nearest_error(
+            model,
+            to_float(x).to(device),
+            y.to(device),
+            norm=a.nearest.norm,
+            eps_max=a.nearest.eps_max,
+            steps=a.nearest.steps,
+            batch_size=a.batch_size,
+            generator=gen,
+        )
     columns["nearest_distance"] = near.distance.double().cpu().numpy()
     columns["nearest_found"] = near.found.cpu().numpy()
     columns.update(_noisy_columns(cfg, model, x, y, correct, gen, progress))
