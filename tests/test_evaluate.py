@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import csv
 import json
+from pathlib import Path
 
 import pytest
 
@@ -51,5 +52,26 @@ def test_evaluate_refuses_a_model_of_another_dataset(data_root, workdir, tmp_pat
     from errorset.models import create_model, save_model
 
     path = save_model(create_model("mlp", input_shape=(3, 32, 32), num_classes=10), tmp_path / "m.pt")
-    with pytest.raises(ConfigError, match=r"checkpoint: .* was trained on \(3, 32, 32\) images"):
+    with pytest.raises(ConfigError, match=r"^eval\.checkpoint: .* was trained on \(3, 32, 32\) images"):
         evaluate(make_config(data_root, f"eval.checkpoint={path}"), progress=False)
+
+
+def test_measuring_jobs_find_the_default_checkpoint_and_log_its_path(data_root, workdir):
+    """After `errorset train`, `evaluate`, `analyze` and `attack` with no checkpoint set measure its model.pt.
+
+    The path they resolve is logged as the config's checkpoint parameter (MLflow refuses a parameter
+    logged twice with different values: null from the config, then the path).
+    """
+    from errorset.jobs.analyze import analyze
+    from errorset.jobs.attack import attack
+
+    trained = train(make_config(data_root, "tracking.log_model=false"), progress=False)
+    assert Path(trained.model_path).resolve() == (workdir / "models/digits/mlp/clean/model.pt").resolve()
+    for job, key, extra in (
+        (evaluate, "eval.checkpoint", ["eval.trials=1", "eval.n_images=16"]),
+        (analyze, "analyze.checkpoint", ["analyze.images=4", "analyze.noisy.images=1", "analyze.nearest.steps=4"]),
+        (attack, "attack.checkpoint", ["attack.images=8", "attack.linf_eps=[0.1]", "attack.l2_eps=[]"]),
+    ):
+        result = job(make_config(data_root, *extra), progress=False)
+        params = mlflow_client().get_run(result.run_id).data.params
+        assert params[key] == "models/digits/mlp/clean/model.pt", key

@@ -52,7 +52,7 @@ class AnalyzeResult:
 def analyze(cfg: Config, *, progress: bool = True) -> AnalyzeResult:
     """Measure the model at ``analyze.checkpoint``; write and log the table, summary and figures."""
     a = cfg.analyze
-    trained = load_trained(cfg, a.checkpoint, a.images or 0, progress=progress)
+    trained = load_trained(cfg, a.checkpoint, a.images or 0, progress=progress, parameter="analyze.checkpoint")
     columns = {
         "index": trained.indices.numpy(),
         **measure(cfg, trained.model, trained.x, trained.y, trained.device, progress=progress),
@@ -68,7 +68,6 @@ def analyze(cfg: Config, *, progress: bool = True) -> AnalyzeResult:
     series, summaries = {trained.name: columns}, {trained.name: summary}
     with tracking.start_run(trained.config, run_name=f"{trained.name}/analyze", tags=trained.tags("analyze")) as run:
         run.log_config(trained.config)
-        run.log_params({"analyze.checkpoint": str(trained.checkpoint)})
         run.log_metrics(flat_metrics(summary))
         run.log_table({k: v.tolist() for k, v in columns.items()}, "analysis_table.json")
         run.log_artifact(out / TABLE)

@@ -30,7 +30,7 @@ def attack(cfg: Config, *, progress: bool = True) -> AttackResult:
     """Attack the model at ``attack.checkpoint``; write ``attack.json`` and ``attack.csv`` and log them."""
     a = cfg.attack
     assert a.steps is not None and a.step_ratio is not None, "resolve the config first"
-    trained = load_trained(cfg, a.checkpoint, a.images or 0, progress=progress)
+    trained = load_trained(cfg, a.checkpoint, a.images or 0, progress=progress, parameter="attack.checkpoint")
     radii = {norm: grid for norm, grid in (("linf", a.linf_eps), ("l2", a.l2_eps)) if grid}
     results = lp_robustness(
         trained.model,
@@ -63,7 +63,7 @@ def attack(cfg: Config, *, progress: bool = True) -> AttackResult:
 
     with tracking.start_run(trained.config, run_name=f"{trained.name}/attack", tags=trained.tags("attack")) as run:
         run.log_config(trained.config)
-        run.log_params({"attack.checkpoint": str(trained.checkpoint), "attack.images_used": len(trained.x)})
+        run.log_params({"attack.images_used": len(trained.x)})
         run.log_metrics({metric_key(norm, r["eps"]): r["accuracy"] for norm, rows in results.items() for r in rows})
         run.log_table(
             {

@@ -89,12 +89,18 @@ def load_trained(
     The returned config takes ``profile``, ``model`` and ``train`` from the
     model file, so the run's parameters describe the model measured and runs of
     different variants compare side by side in the MLflow UI. ``parameter``
-    names the setting that chose the checkpoint in error messages.
+    names the setting that chose the checkpoint (e.g. ``eval.checkpoint``): it
+    is named in error messages, and the returned config holds the resolved
+    path there, so the logged parameters say which file was measured.
     """
     path = Path(checkpoint) if checkpoint else train_output_dir(cfg) / "model.pt"
     payload: dict[str, Any] = read_model_file(path)
     trained = config_from_dict(payload.get("config") or {})
     mcfg = dataclasses.replace(cfg, profile=trained.profile, model=trained.model, train=trained.train)
+    section, _, key = parameter.partition(".")
+    if key and hasattr(getattr(mcfg, section, None), key):
+        resolved = dataclasses.replace(getattr(mcfg, section), **{key: str(path)})
+        mcfg = dataclasses.replace(mcfg, **{section: resolved})
     device = pick_device(cfg.device)
     model = load_model(path, map_location=device)
     data = load_dataset(cfg.data, progress=progress)

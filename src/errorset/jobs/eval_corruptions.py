@@ -200,7 +200,7 @@ def eval_corruptions(cfg: Config, *, progress: bool = True) -> CorruptionsEvalRe
     trained = load_trained(
         cfg, str(checkpoint_path(cfg)), c.n_images or 0, progress=progress, parameter="corruptions.checkpoint"
     )
-    ecfg, model, data, ckpt = trained.config, trained.model, trained.data, trained.checkpoint
+    ecfg, model, data = trained.config, trained.model, trained.data
     baseline = resolve_baseline(cfg)
     x, y, keep = trained.x, trained.y, trained.indices
     table = resolve_table(c.table, max(data.input_shape[1:]))
@@ -258,9 +258,7 @@ def eval_corruptions(cfg: Config, *, progress: bool = True) -> CorruptionsEvalRe
     }
     with tracking.start_run(ecfg, run_name=f"{name}/corruptions", tags=tags) as run:
         run.log_config(ecfg)
-        run.log_params(
-            {"corruptions.checkpoint": str(ckpt), "corruptions.images": len(x), "corruptions.table_used": table}
-        )
+        run.log_params({"corruptions.images": len(x), "corruptions.table_used": table})
         run.log_metrics(flat)
         columns = ("format", "corruption", "severity", "accuracy")
         run.log_table({k: [r[k] for r in long_rows] for k in columns}, "corruption_accuracy.json")

@@ -28,7 +28,7 @@ def metric_key(prefix: str, sigma: float) -> str:
 def evaluate(cfg: Config, *, progress: bool = True) -> EvalResult:
     """Evaluate the model at ``eval.checkpoint``; write ``metrics.json`` and ``noise_accuracy.csv``."""
     e = cfg.eval
-    trained = load_trained(cfg, e.checkpoint, e.n_images or 0, progress=progress)
+    trained = load_trained(cfg, e.checkpoint, e.n_images or 0, progress=progress, parameter="eval.checkpoint")
     model, x, y = trained.model, trained.x, trained.y
     clean = accuracy(model, x, y, e.batch_size)
     noise = accuracy_in_noise(
@@ -61,7 +61,7 @@ def evaluate(cfg: Config, *, progress: bool = True) -> EvalResult:
     name = trained.name
     with tracking.start_run(trained.config, run_name=f"{name}/evaluate", tags=trained.tags("evaluate")) as run:
         run.log_config(trained.config)
-        run.log_params({"eval.checkpoint": str(trained.checkpoint), "eval.images": len(x)})
+        run.log_params({"eval.images": len(x)})
         flat = {"clean_accuracy": clean}
         for r in rows:
             flat[metric_key("noise_accuracy", r["sigma"])] = r["accuracy"]

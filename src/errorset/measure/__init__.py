@@ -1,6 +1,7 @@
 """The paper's measurements of a classifier, on whole batches, in float32 (Ford et al. 2019, Sections 4-6).
 
-``common``              :func:`eval_mode` (eval mode, float32, no TF32), :func:`model_device`, noisy forward passes
+``common``              :func:`eval_mode` (eval mode, float32, no TF32), :func:`measurement_precision`,
+                        :func:`model_device`, noisy forward passes
 ``intervals``           Clopper-Pearson, order-statistic and bootstrap intervals
 ``noise_accuracy``      accuracy in Gaussian noise over a sigma grid (Figure 7)
 ``error_rate``          per-image error rate in noise, with its interval (Figure 20)
@@ -13,7 +14,7 @@
 ``table``               the per-image table ``analysis.csv`` (write, read)
 """
 
-from errorset.measure.common import eval_mode, misclassified, model_device, noisy_margins
+from errorset.measure.common import eval_mode, measurement_precision, misclassified, model_device, noisy_margins
 from errorset.measure.error_rate import error_rate_in_noise
 from errorset.measure.noise_accuracy import NoiseAccuracy, accuracy_in_noise
 from errorset.measure.noisy_distance import NoisyDistance, median_noisy_distance
@@ -28,6 +29,7 @@ __all__ = [
     "error_rate_in_noise",
     "eval_mode",
     "lp_robustness",
+    "measurement_precision",
     "median_noisy_distance",
     "misclassified",
     "model_device",
