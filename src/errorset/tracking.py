@@ -24,6 +24,7 @@ import logging
 import os
 import subprocess
 import tempfile
+import time
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -82,8 +83,58 @@ def configure(cfg: Config) -> None:
 
     if cfg.tracking.uri:
         mlflow.set_tracking_uri(cfg.tracking.uri)
-    if mlflow.active_run() is None and not os.environ.get("MLFLOW_RUN_ID"):
-        mlflow.set_experiment(cfg.tracking.experiment)
+    uri = mlflow.get_tracking_uri()
+    set_experiment = mlflow.active_run() is None and not os.environ.get("MLFLOW_RUN_ID")
+    if uri in _READY_STORES and not set_experiment:
+        return
+    with _store_lock(uri):
+        # Creating the tables of a new store, or the experiment, races between processes started
+        # together (`dvc repro -j 2`, sweep workers): one lock per store, and one retry.
+        for attempt in (0, 1):
+            try:
+                if uri not in _READY_STORES:
+                    mlflow.tracking.MlflowClient(uri).search_experiments(max_results=1)
+                    _READY_STORES.add(uri)
+                if set_experiment:
+                    mlflow.set_experiment(cfg.tracking.experiment)
+                break
+            except Exception:  # MLflow raises several types (sqlalchemy, MlflowException) for these races
+                if attempt:
+                    raise
+                time.sleep(1.0)
+
+
+#: tracking URIs whose tables this process has seen created
+_READY_STORES: set[str] = set()
+
+
+@contextlib.contextmanager
+def _store_lock(uri: str) -> Iterator[None]:
+    """An exclusive lock on ``<db>.lock`` beside a local SQLite store (a no-op for servers and other stores)."""
+    path = _sqlite_path(uri)
+    if path is None:
+        yield
+        return
+    try:
+        import fcntl
+    except ImportError:  # Windows: no flock; the retry above still applies
+        yield
+        return
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path.with_name(path.name + ".lock"), "a") as f:
+        fcntl.flock(f, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(f, fcntl.LOCK_UN)
+
+
+def _sqlite_path(uri: str) -> Path | None:
+    """The database file of a ``sqlite:///`` URI (relative or absolute), else None."""
+    if not uri.startswith("sqlite:///"):
+        return None
+    rest = uri.removeprefix("sqlite:///").split("?", 1)[0]
+    return Path(rest) if rest and rest != ":memory:" else None
 
 
 def ensure_experiment(cfg: Config) -> str:
@@ -216,6 +267,7 @@ def start_run(
     configure(cfg)
     if run_id is None and os.environ.get("MLFLOW_RUN_ID") and not nested and not parent_run_id:
         run_id = os.environ["MLFLOW_RUN_ID"]  # opened by `mlflow run`
+        _warn_if_other_experiment(run_id, cfg.tracking.experiment)
     if parent_run_id and run_id is None:
         # An explicit parent: start in the parent's experiment, whatever is active in this process.
         exp_id = mlflow.tracking.MlflowClient().get_run(parent_run_id).info.experiment_id
@@ -242,6 +294,22 @@ def start_run(
         raise
     else:
         mlflow.end_run(status="FINISHED")
+
+
+def _warn_if_other_experiment(run_id: str, expected: str) -> None:
+    """Say so when the run ``mlflow run`` opened lives in another experiment than ``tracking.experiment``."""
+    from mlflow.tracking import MlflowClient
+
+    client = MlflowClient()
+    actual = client.get_experiment(client.get_run(run_id).info.experiment_id).name
+    if actual != expected:
+        log.warning(
+            "tracking.experiment: this run was opened by `mlflow run` in experiment %r, not %r; pass "
+            "`mlflow run --experiment-name %s` to keep the study's runs together",
+            actual,
+            expected,
+            expected,
+        )
 
 
 def create_run(cfg: Config, *, run_name: str, tags: Mapping[str, Any] | None = None) -> str:
