@@ -82,6 +82,11 @@ def test_summaries_follow_the_papers_conventions():
     # a misclassified clean image has sigma = 0 and counts (the median of all 8 images, the capped one at its cap)
     assert s["sigma_at_mu"]["median"] == pytest.approx(0.35) and s["sigma_at_mu"]["n"] == 8
     assert s["sigma_at_mu"]["censored_fraction"] == pytest.approx(1 / 8)
+    # over the 7 correct images only: 0.1 0.2 0.3 0.4 0.5 0.6 and the cap
+    assert s["sigma_at_mu_correct"]["median"] == pytest.approx(0.4) and s["sigma_at_mu_correct"]["n"] == 7
+    assert s["nearest_distance_correct"]["median"] == pytest.approx(1.0)
+    assert s["nearest_distance_correct"]["censored_fraction"] == pytest.approx(4 / 7)
+    assert s["nearest_distance_correct"]["bound"] == "lower"
     # the ratio is over all 7 correctly classified images; 4 of them censored (no error within eps_max)
     ratio = s["distance_ratio"]
     assert ratio["n"] == 7 and ratio["censored_fraction"] == pytest.approx(4 / 7) and ratio["bound"] == "lower"

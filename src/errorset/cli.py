@@ -213,6 +213,10 @@ def _cmd_analyze(args: argparse.Namespace) -> int:
         f"median ratio to the linear model {format_median(s['distance_ratio'])}"
     )
     print(
+        f"over the {s['sigma_at_mu_correct']['n']} correctly classified images: median sigma(x0, {s['mu']:g}) "
+        f"{format_median(s['sigma_at_mu_correct'])}, median distance {format_median(s['nearest_distance_correct'])}"
+    )
+    print(
         f"eps*_{s['noisy_q']:g} at sigma {s['noisy_sigma']:g} ({s['noisy_images_below_half']} correct images with "
         f"an error rate below 1/2): median {format_median(s['eps_star'])}, "
         f"median eps* / isoperimetric bound {format_median(s['eps_star_over_bound'])}"

@@ -246,7 +246,9 @@ def summarize(columns: dict[str, np.ndarray], cfg: Config) -> dict[str, Any]:
     """Per-model medians of a per-image analysis table, each a :func:`median_summary` record.
 
     ``sigma_at_mu`` and ``nearest_distance``: over all images (misclassified
-    ones at 0, as in the paper); ``distance_ratio`` (d(x0, E) over the linear
+    ones at 0, as in the paper; below 50% accuracy their median is 0);
+    ``sigma_at_mu_correct`` and ``nearest_distance_correct``: the same over the
+    correctly classified images; ``distance_ratio`` (d(x0, E) over the linear
     model's distance; 1 for a linear model): over all correctly classified
     images; ``eps_star`` and ``eps_star_over_bound``: over the correctly
     classified images measured whose noisy error rate is below 1/2 (the ratio
@@ -278,6 +280,9 @@ def summarize(columns: dict[str, np.ndarray], cfg: Config) -> dict[str, Any]:
         "sigma_max": SIGMA_MAX,
         "sigma_at_mu": med(columns["sigma_at_mu"], capped, SIGMA_MAX),
         "nearest_distance": med(d, not_found, a.nearest.eps_max),
+        # the same over correctly classified images only: what a model's accuracy does not already say
+        "sigma_at_mu_correct": med(columns["sigma_at_mu"][ok], capped[ok], SIGMA_MAX),
+        "nearest_distance_correct": med(d[ok], not_found[ok], a.nearest.eps_max),
         # 1 for a linear model; below 1: errors nearer than the error rate in noise implies for a linear model
         "distance_ratio": med(ratio[ok], (not_found | capped)[ok]),
         "sigma_forward_passes_per_image": float(columns["sigma_forward_passes"].mean()) if len(ok) else math.nan,
