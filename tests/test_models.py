@@ -80,13 +80,24 @@ def test_save_and_load_roundtrip(tmp_path, name):
     assert not loaded.training
 
 
+class Unpicklable:
+    """An object torch's weights-only loader refuses (its class would have to be imported and run)."""
+
+
 def test_load_model_rejects_other_files(tmp_path):
     from errorset.errors import CheckpointError
 
     bad = tmp_path / "bad.pt"
     bad.write_bytes(b"not a checkpoint")
-    with pytest.raises(CheckpointError, match="is not a readable model file"):
-        load_model(bad)
+    with pytest.raises(CheckpointError, match=r"^eval\.checkpoint: .*bad\.pt is not an errorset model file") as e:
+        load_model(bad, parameter="eval.checkpoint")
+    assert "weights_only=False" not in str(e.value) and "\n" not in str(e.value)
+    # a pickle that needs code to load (torch would advise weights_only=False, which would run it)
+    torch.save({"format": "errorset.model/1", "spec": Unpicklable()}, tmp_path / "code.pt")
+    refused = r"^checkpoint: .*code\.pt is not an errorset model file .*not loaded$"
+    with pytest.raises(CheckpointError, match=refused) as e:
+        load_model(tmp_path / "code.pt")
+    assert "likely succeed" not in str(e.value) and "weights_only=False" not in str(e.value)
     torch.save({"weights": torch.zeros(1)}, tmp_path / "other.pt")
     with pytest.raises(CheckpointError, match="not an errorset model file"):
         load_model(tmp_path / "other.pt")

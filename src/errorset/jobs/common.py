@@ -94,7 +94,7 @@ def load_trained(
     path there, so the logged parameters say which file was measured.
     """
     path = Path(checkpoint) if checkpoint else train_output_dir(cfg) / "model.pt"
-    payload: dict[str, Any] = read_model_file(path)
+    payload: dict[str, Any] = read_model_file(path, parameter)
     trained = config_from_dict(payload.get("config") or {})
     mcfg = dataclasses.replace(cfg, profile=trained.profile, model=trained.model, train=trained.train)
     section, _, key = parameter.partition(".")
@@ -102,7 +102,7 @@ def load_trained(
         resolved = dataclasses.replace(getattr(mcfg, section), **{key: str(path)})
         mcfg = dataclasses.replace(mcfg, **{section: resolved})
     device = pick_device(cfg.device)
-    model = load_model(path, map_location=device)
+    model = load_model(path, map_location=device, parameter=parameter)
     data = load_dataset(cfg.data, progress=progress)
     if tuple(model.input_shape) != data.input_shape or model.num_classes != data.num_classes:
         raise ConfigError(

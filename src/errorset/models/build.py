@@ -71,23 +71,42 @@ def atomic_torch_save(obj: Any, path: Path) -> None:
         torch.save(obj, f)
 
 
-def read_model_file(path: str | Path) -> dict[str, Any]:
-    """The raw payload of a model.pt written by :func:`save_model`."""
+def read_model_file(path: str | Path, parameter: str = "checkpoint") -> dict[str, Any]:
+    """The raw payload of a model.pt written by :func:`save_model`; ``parameter`` names the setting in errors.
+
+    Read with ``weights_only=True``: a model file is data, and a file that
+    needs more than tensors and plain containers is refused, never unpickled.
+    """
     path = Path(path)
     if not path.is_file():
-        raise CheckpointError(f"no model file at {path}")
-    try:
-        payload = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as e:  # torch raises many types for corrupt files
-        raise CheckpointError(f"{path} is not a readable model file ({type(e).__name__}: {e})") from None
+        raise CheckpointError(f"{parameter}: no model file at {path}")
+    payload = load_weights_only(path, parameter, "an errorset model file")
     if not isinstance(payload, dict) or payload.get("format") != MODEL_FORMAT:
-        raise CheckpointError(f"{path} is not an errorset model file (expected format {MODEL_FORMAT})")
+        raise CheckpointError(f"{parameter}: {path} is not an errorset model file (expected format {MODEL_FORMAT})")
     return payload
 
 
-def load_model(path: str | Path, map_location: str | torch.device = "cpu") -> Classifier:
+def load_weights_only(path: Path, parameter: str, what: str) -> Any:
+    """``torch.load(path, weights_only=True)``, with one clear line naming ``parameter`` when it fails.
+
+    torch's own message for a refused file suggests ``weights_only=False``,
+    which for a file of unknown origin means running its code: that advice is
+    not passed on.
+    """
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as e:  # torch raises many types for corrupt or foreign files
+        raise CheckpointError(
+            f"{parameter}: {path} is not {what} (torch could not read it as tensors and plain data: "
+            f"{type(e).__name__}); it was not loaded"
+        ) from None
+
+
+def load_model(
+    path: str | Path, map_location: str | torch.device = "cpu", *, parameter: str = "checkpoint"
+) -> Classifier:
     """Rebuild a :class:`Classifier` from a model.pt, in eval mode, on ``map_location``."""
-    payload = read_model_file(path)
+    payload = read_model_file(path, parameter)
     spec = payload["spec"]
     model = create_model(
         spec["name"],

@@ -23,7 +23,7 @@ import torch
 
 from errorset.config import Config, flatten, to_dict
 from errorset.errors import CheckpointError
-from errorset.models.build import atomic_torch_save
+from errorset.models.build import atomic_torch_save, load_weights_only
 from errorset.runtime import derived_seed
 
 CHECKPOINT_FORMAT = "errorset.checkpoint/2"
@@ -57,12 +57,7 @@ class TrainState:
     def load(cls, path: Path) -> TrainState:
         if not path.is_file():
             raise CheckpointError(f"train.resume: no checkpoint at {path} to resume from")
-        try:
-            payload = torch.load(path, map_location="cpu", weights_only=True)
-        except Exception as e:  # torch raises many types for corrupt files
-            raise CheckpointError(
-                f"train.resume: {path} is not a readable checkpoint ({type(e).__name__}: {e})"
-            ) from None
+        payload = load_weights_only(path, "train.resume", "an errorset checkpoint")
         if not isinstance(payload, dict) or payload.pop("format", None) not in READABLE_FORMATS:
             raise CheckpointError(f"train.resume: {path} is not an errorset checkpoint")
         return cls(**payload)
