@@ -49,7 +49,7 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
-from errorset.attacks.pgd import NORMS, pgd
+from errorset.attacks.pgd import NORMS, per_image_view, pgd
 from errorset.errors import ConfigError
 
 Model = Callable[[torch.Tensor], torch.Tensor]
@@ -75,10 +75,6 @@ class NearestError:
 def _norm(t: torch.Tensor, norm: str) -> torch.Tensor:
     flat = t.flatten(1)
     return flat.abs().amax(1) if norm == "linf" else flat.norm(dim=1)
-
-
-def _view(t: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
-    return t.view(-1, *([1] * (like.ndim - 1)))
 
 
 def logit_margin(logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
@@ -256,7 +252,7 @@ def _nearest_of(results: list[NearestError]) -> NearestError:
     for r in results[1:]:
         take = r.found & (~best.found | (r.distance < best.distance))
         best = NearestError(
-            x=torch.where(_view(take, best.x), r.x, best.x),
+            x=torch.where(per_image_view(take, best.x), r.x, best.x),
             distance=torch.where(take, r.distance, best.distance),
             found=best.found | r.found,
             margin=torch.where(take, r.margin, best.margin),
@@ -303,11 +299,11 @@ def _ddn(
             size = _norm(delta, "l2")
             better = wrong & (size < best_norm) & (size > 0)
             best_norm = torch.where(better, size, best_norm)
-            best_delta = torch.where(_view(better, x), delta, best_delta)
+            best_delta = torch.where(per_image_view(better, x), delta, best_delta)
             eps = torch.where(wrong, eps * (1 - gamma), (eps * (1 + gamma)).clamp(max=eps_max))
-            g = grad / _view(_norm(grad, "l2").clamp_min(1e-12), x)
+            g = grad / per_image_view(_norm(grad, "l2").clamp_min(1e-12), x)
             delta = delta + alpha * g
-            delta = delta * _view(eps / _norm(delta, "l2").clamp_min(1e-12), x)
+            delta = delta * per_image_view(eps / _norm(delta, "l2").clamp_min(1e-12), x)
             if clip:
                 delta = (x + delta).clamp(0, 1) - x
     with torch.no_grad():
@@ -315,7 +311,7 @@ def _ddn(
         size = _norm(delta, "l2")
         better = last_wrong & (size < best_norm) & (size > 0)
         best_norm = torch.where(better, size, best_norm)
-        best_delta = torch.where(_view(better, x), delta, best_delta)
+        best_delta = torch.where(per_image_view(better, x), delta, best_delta)
         search = torch.isfinite(best_norm) & (best_norm <= eps_max * (1 + 1e-6))
         found = search | already
         # bisection along each found direction: the boundary is between t = lo and t = 1
@@ -323,19 +319,19 @@ def _ddn(
         hi = torch.ones(n, dtype=x.dtype, device=x.device)
         for _ in range(refine if search.any() else 0):
             mid = (lo + hi) / 2
-            point = x + _view(mid, x) * best_delta
+            point = x + per_image_view(mid, x) * best_delta
             if clip:
                 point = point.clamp(0, 1)
             wrong = _wrong(model, point, y)
             hi = torch.where(search & wrong, mid, hi)
             lo = torch.where(search & ~wrong, mid, lo)
-        x_err = x + _view(hi, x) * best_delta
+        x_err = x + per_image_view(hi, x) * best_delta
         if clip:
             x_err = x_err.clamp(0, 1)
-        searched = torch.where(_view(search, x), x_err, x)
+        searched = torch.where(per_image_view(search, x), x_err, x)
         distance = torch.where(search, _norm(x_err - x, "l2"), torch.full_like(best_norm, eps_max))
         distance = torch.where(already, torch.zeros_like(distance), distance)
-        x_err = torch.where(_view(already, x), x, searched)
+        x_err = torch.where(per_image_view(already, x), x, searched)
     return NearestError(x=x_err.detach(), distance=distance, found=found), searched.detach()
 
 
@@ -377,16 +373,16 @@ def _bisection(
     hi = torch.full((n,), eps_max, dtype=x.dtype, device=x.device)
     adv, wrong, size = attack(hi)
     found = wrong | already
-    best = torch.where(_view(wrong, x), adv, x)
+    best = torch.where(per_image_view(wrong, x), adv, x)
     hi = torch.where(wrong, size, hi)
     for _ in range(rounds):
         mid = (lo + hi) / 2
         adv, wrong, size = attack(mid)
         better = found & wrong & (size < hi)
-        best = torch.where(_view(better, x), adv, best)
+        best = torch.where(per_image_view(better, x), adv, best)
         hi = torch.where(better, size, hi)
         lo = torch.where(found & ~wrong, mid, lo)
     distance = torch.where(already, 0.0, torch.where(found, hi, eps_max)).to(x.dtype)
     searched = best
-    best = torch.where(_view(already, x), x, best)
+    best = torch.where(per_image_view(already, x), x, best)
     return NearestError(x=best.detach(), distance=distance, found=found), searched.detach()

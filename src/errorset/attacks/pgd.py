@@ -33,11 +33,16 @@ def _per_image(value: float | torch.Tensor, x: torch.Tensor, name: str) -> torch
         )
     if (t < 0).any() or not torch.isfinite(t).all():
         raise ConfigError(f"{name}: expected values >= 0, got {value!r}")
-    return t.view(-1, *([1] * (x.ndim - 1)))
+    return per_image_view(t, x)
+
+
+def per_image_view(t: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
+    """A per-image vector ``t`` (N,) shaped to broadcast over a batch ``like`` (N, C, H, W)."""
+    return t.view(-1, *([1] * (like.ndim - 1)))
 
 
 def _flat_norm(t: torch.Tensor) -> torch.Tensor:
-    return t.flatten(1).norm(dim=1).view(-1, *([1] * (t.ndim - 1)))
+    return per_image_view(t.flatten(1).norm(dim=1), t)
 
 
 def project(delta: torch.Tensor, eps: torch.Tensor, norm: str) -> torch.Tensor:
@@ -60,7 +65,7 @@ def random_in_ball(
     direction = torch.randn(x.shape, generator=generator, device=dev, dtype=x.dtype).to(x.device)
     direction = direction / _flat_norm(direction).clamp_min(1e-12)
     radius = torch.rand(x.shape[0], generator=generator, device=dev, dtype=x.dtype).to(x.device) ** (1.0 / d)
-    return direction * radius.view(-1, *([1] * (x.ndim - 1))) * eps
+    return direction * per_image_view(radius, x) * eps
 
 
 def pgd(
@@ -141,7 +146,7 @@ def pgd(
         with torch.no_grad():
             if return_broken:
                 new = (logits.argmax(1) != y) & ~broken
-                first = torch.where(new.view(-1, *([1] * (x.ndim - 1))), x_adv.detach(), first)
+                first = torch.where(per_image_view(new, x), x_adv.detach(), first)
                 broken |= new
             grad = grad.to(x.dtype)
             if targeted:
@@ -158,6 +163,6 @@ def pgd(
     with torch.no_grad():
         new = (model(x_adv).argmax(1) != y) & ~broken
         broken |= new
-        out = torch.where(broken.view(-1, *([1] * (x.ndim - 1))), first, x_adv)
-        out = torch.where(new.view(-1, *([1] * (x.ndim - 1))), x_adv, out)
+        out = torch.where(per_image_view(broken, x), first, x_adv)
+        out = torch.where(per_image_view(new, x), x_adv, out)
     return out, broken
