@@ -9,11 +9,12 @@ import pytest
 from PIL import Image
 
 from errorset.errors import ConfigError
-from errorset.jobs.analyze import analyze, read_table
+from errorset.jobs.analyze import analyze
 from errorset.jobs.attack import attack, metric_key
 from errorset.jobs.evaluate import evaluate
 from errorset.jobs.report import report
 from errorset.jobs.train import train
+from errorset.measure.table import read_table
 
 from .conftest import make_config, mlflow_client
 

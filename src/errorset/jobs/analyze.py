@@ -20,21 +20,8 @@ import numpy as np
 
 from errorset.config import Config
 from errorset.jobs.common import load_trained, measuring_job, output_dir, write_json
-from errorset.measure.analysis import error_rate_column, flat_metrics, measure, summarize
-from errorset.measure.table import read_table, write_table
-
-__all__ = [
-    "SUMMARY",
-    "TABLE",
-    "AnalyzeResult",
-    "analyze",
-    "error_rate_column",
-    "flat_metrics",
-    "measure",
-    "read_table",
-    "summarize",
-    "write_table",
-]
+from errorset.measure.analysis import flat_metrics, measure, summarize
+from errorset.measure.table import write_table
 
 TABLE = "analysis.csv"
 SUMMARY = "analysis.json"
