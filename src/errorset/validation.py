@@ -84,7 +84,7 @@ def validate(cfg: Config) -> None:
     if an.samples is not None:
         need = math.ceil(1 / an.mu)
         _require(an.samples >= need, "analyze.samples", f"an integer >= 1/analyze.mu = {need}", an.samples)
-        _check_precision("analyze.samples", an.samples, "analyze.mu", an.mu, an.max_rel_error)
+        _check_sigma_samples("analyze.samples", an.samples, "analyze.mu", an.mu, an.max_rel_error)
     for key, v in (("analyze.images", an.images), ("analyze.noisy.images", an.noisy.images)):
         if v is not None:
             _require(v >= 0, key, "an integer >= 0 (0 = all)", v)
@@ -125,7 +125,7 @@ def validate(cfg: Config) -> None:
     sw = cfg.sweep
     if "median_sigma" in sw.objectives:
         _require(0 < sw.mu < 0.5, "sweep.mu", "an error rate in (0, 0.5)", sw.mu)
-        _check_precision("sweep.sigma_samples", sw.sigma_samples, "sweep.mu", sw.mu, an.max_rel_error)
+        _check_sigma_samples("sweep.sigma_samples", sw.sigma_samples, "sweep.mu", sw.mu, an.max_rel_error)
 
     img = cfg.data.imagefolder
     if img.image_size is not None:
@@ -156,7 +156,7 @@ def _validate_corruptions(cfg: Config) -> None:
     _require(c.gallery_index >= 0, "corruptions.gallery_index", "an integer >= 0", c.gallery_index)
 
 
-def _check_precision(key: str, samples: int, mu_key: str, mu: float, max_rel_error: float) -> None:
+def _check_sigma_samples(key: str, samples: int, mu_key: str, mu: float, max_rel_error: float) -> None:
     """sigma(x0, mu) from ``samples`` noise draws must have a relative standard error <= analyze.max_rel_error."""
     from errorset.measure.sigma_search import relative_std_error
 

@@ -4,7 +4,7 @@
                         :func:`model_device`, noisy forward passes
 ``intervals``           Clopper-Pearson, order-statistic and bootstrap intervals
 ``noise_accuracy``      accuracy in Gaussian noise over a sigma grid (Figure 7)
-``error_rate``          per-image error rate in noise, with its interval (Figure 20)
+``error_rate``          per-image error rate in noise (Figure 20; its interval: ``intervals.clopper_pearson``)
 ``sigma_search``        per-image sigma(x0, mu) with its interval (Figure 2)
 ``noisy_distance``      eps*_q, the distance of noisy points to the error set (Figure 4)
 ``robustness``          accuracy under PGD (Figure 6)
