@@ -17,7 +17,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from errorset import __version__, allocator
+from errorset import __version__, allocator, interrupts
 from errorset.errors import ErrorsetError
 
 EPILOG = """\
@@ -337,10 +337,6 @@ def _cmd_config(args: argparse.Namespace) -> int:
     return 0
 
 
-def _raise_interrupt(signum: int, frame: Any) -> None:
-    raise KeyboardInterrupt(f"signal {signum}")
-
-
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     logging.basicConfig(
@@ -350,13 +346,21 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     for noisy in ("mlflow", "alembic", "urllib3", "git", "matplotlib", "PIL"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
-    # SIGTERM (a killed DVC stage or batch job) ends like Ctrl-C: runs are marked KILLED, checkpoints kept.
-    signal.signal(signal.SIGTERM, _raise_interrupt)
     if os.environ.get(allocator.ENV_SWITCH, "1") != "0":
         allocator.keep_freed_memory()  # torch's short-lived CPU tensors are reused, not page-faulted afresh
     func: Callable[[argparse.Namespace], int] = args.func
     try:
-        return func(args)
+        # SIGTERM (a killed DVC stage or batch job) and Ctrl-C stop at the next batch, epoch or trial:
+        # runs are marked KILLED, checkpoints kept.
+        with interrupts.handling_signals():
+            code = func(args)
+            late = interrupts.stop_requested()
+        if late is not None:  # the signal came after the last check: the work is complete
+            print(
+                f"errorset: {signal.Signals(late).name} came after the work had finished; its results are complete",
+                file=sys.stderr,
+            )
+        return code
     except ErrorsetError as e:
         message = " ".join(str(e).split())  # always one line
         print(f"errorset: error: {message}", file=sys.stderr)

@@ -49,6 +49,7 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
+from errorset import interrupts
 from errorset.attacks.pgd import NORMS, per_image_view, pgd
 from errorset.errors import ConfigError
 
@@ -230,6 +231,7 @@ def nearest_error(
     size = batch_size or max(x.shape[0], 1)
     parts = []
     for i in range(0, x.shape[0], size):
+        interrupts.check()  # a stop request (SIGTERM, Ctrl-C) takes effect between batches
         xb, yb = x[i : i + size].detach(), y[i : i + size]
         if method == "ddn":
             each = max(1, steps // len(losses))

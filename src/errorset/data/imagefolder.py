@@ -26,6 +26,7 @@ from PIL import Image, UnidentifiedImageError
 
 from errorset.data.arrays import ImageArrays
 from errorset.errors import DataError
+from errorset.progress import bar
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".ppm", ".pgm"}
 _MEMBER = re.compile(r"^(?:.*/)?(?P<split>train|test|val)/(?P<cls>[^/]+)/(?P<file>[^/]+)$")
@@ -103,7 +104,6 @@ def read_image_folder(
         expected_classes: if given, the training classes must be exactly these.
         source: recorded as the result's ``source``.
     """
-    from tqdm.auto import tqdm
 
     path = Path(path)
     if not path.exists():
@@ -111,7 +111,7 @@ def read_image_folder(
     members = _iter_folder(path) if path.is_dir() else _iter_tar(path, parameter)
 
     found: dict[str, list[tuple[str, str, np.ndarray]]] = {"train": [], "test": [], "val": []}
-    for member, blob in tqdm(members, desc=f"reading {path.name}", unit=" files", disable=not progress):
+    for member, blob in bar(members, desc=f"reading {path.name}", enabled=progress, unit=" files", leave=True):
         m = _MEMBER.match(member)
         if not m or Path(m["file"]).suffix.lower() not in IMAGE_SUFFIXES:
             continue

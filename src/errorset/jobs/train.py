@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING
 
 import torch
 
+from errorset import interrupts
 from errorset.config import Config, to_dict
 from errorset.data import file_md5, holdout_split, load_dataset, prepared_path, seeded_subset
 from errorset.errors import CheckpointError, TrainingDiverged
@@ -172,6 +173,7 @@ def train(
                 if step not in logged:
                     run.log_metrics(metrics, step=step)
         for epoch in range(start_epoch, t.epochs):
+            interrupts.check()  # a stop request between epochs ends here, the checkpoint written
             try:
                 stats = train_epoch(
                     model,

@@ -33,6 +33,7 @@ from errorset.data.corruptions.registry import ALL_CORRUPTIONS, BENCHMARK_CORRUP
 from errorset.data.corruptions.tables import check_severity, check_table
 from errorset.errors import ConfigError, DataError
 from errorset.measure.common import eval_mode
+from errorset.progress import counter
 
 #: left out of the paper's "All" (its models are trained on Gaussian noise)
 ALL_EXCLUDES = ("gaussian_noise",)
@@ -190,7 +191,6 @@ def evaluate_corruptions(
     Returns:
         :class:`CorruptionResults` (accuracy as a fraction of ``N``).
     """
-    from tqdm.auto import tqdm
 
     names = [check_corruption(c, "corruptions") for c in corruptions]
     sevs = [check_severity(s, "severities") for s in severities]
@@ -203,7 +203,7 @@ def evaluate_corruptions(
     n = x.shape[0]
     clean = dict.fromkeys(fmts, 0)
     correct = {f: {c: dict.fromkeys(sevs, 0) for c in names} for f in fmts}
-    steps = tqdm(total=(len(names) * len(sevs) + 1), desc="corruptions", disable=not progress, leave=False)
+    steps = counter(total=(len(names) * len(sevs) + 1), desc="corruptions", enabled=progress)
     with eval_mode(model) as device:
         y = y.to(device)
         for i in range(0, n, batch_size):
@@ -249,10 +249,9 @@ def released_accuracy(
     ``load`` is e.g. ``functools.partial(load_cifar10c, root, limit=1000)``;
     corruptions whose files are missing raise the loader's error.
     """
-    from tqdm.auto import tqdm
 
     out: AccuracyTable = {}
-    steps = tqdm(total=len(corruptions) * len(severities), desc="released", disable=not progress, leave=False)
+    steps = counter(total=len(corruptions) * len(severities), desc="released", enabled=progress)
     with eval_mode(model) as device:
         for name in corruptions:
             out[name] = {}

@@ -8,6 +8,7 @@ from torch import nn
 from errorset.data.batches import to_float
 from errorset.errors import ConfigError
 from errorset.measure.common import eval_mode, image_batches, misclassified
+from errorset.progress import bar
 
 
 @torch.no_grad()
@@ -41,7 +42,6 @@ def error_rate_in_noise(
     Returns:
         (N,) error rates in [0,1] on the CPU.
     """
-    from tqdm.auto import tqdm
 
     if not isinstance(n_samples, int) or n_samples < 1:
         raise ConfigError(f"n_samples: expected an integer >= 1, got {n_samples!r}")
@@ -54,7 +54,7 @@ def error_rate_in_noise(
         gdev = generator.device if generator is not None else device
         rates = torch.empty(x.shape[0])
         batches = image_batches(x.shape[0], x[0].numel(), n_samples, memory_budget)
-        for sl in tqdm(batches, desc="error rate in noise", leave=False, disable=not progress):
+        for sl in bar(batches, desc="error rate in noise", enabled=progress):
             xb = to_float(x[sl].to(device))
             noise = torch.randn((xb.shape[0], n_samples, *xb.shape[1:]), generator=generator, device=gdev).to(device)
             wrong = misclassified(model, xb, y[sl].to(device), sig[sl], noise, batch_size=batch_size, clip=clip)

@@ -11,6 +11,7 @@ from torch import nn
 from errorset.data.batches import to_float
 from errorset.errors import ConfigError
 from errorset.measure.common import eval_mode
+from errorset.progress import bar
 
 
 @dataclass
@@ -66,7 +67,6 @@ def accuracy_in_noise(
     Returns:
         :class:`NoiseAccuracy` with mean and standard deviation over trials.
     """
-    from tqdm.auto import tqdm
 
     sig = torch.as_tensor(sigmas, dtype=torch.float64).flatten()
     if sig.numel() == 0 or (sig < 0).any() or not torch.isfinite(sig).all():
@@ -79,7 +79,7 @@ def accuracy_in_noise(
         gdev = generator.device if generator is not None else device
         correct = torch.zeros(len(sig), trials, dtype=torch.long, device=device)
         y = y.to(device)
-        for i in tqdm(range(0, x.shape[0], batch_size), desc="noise", leave=False, disable=not progress):
+        for i in bar(range(0, x.shape[0], batch_size), desc="noise", enabled=progress):
             xb = to_float(x[i : i + batch_size].to(device))
             yb = y[i : i + batch_size]
             for s, sigma in enumerate(sig.tolist()):

@@ -21,6 +21,7 @@ from errorset.attacks.nearest import nearest_error
 from errorset.data.batches import to_float
 from errorset.errors import ConfigError
 from errorset.measure.common import eval_mode
+from errorset.progress import counter
 
 
 @dataclass
@@ -75,7 +76,6 @@ def median_noisy_distance(
         batch_size: noisy samples searched at once.
         generator: noise source on the model's device, for reproducible results.
     """
-    from tqdm.auto import tqdm
 
     if not sigma > 0:
         raise ConfigError(f"sigma: expected a number > 0, got {sigma!r}")
@@ -90,7 +90,7 @@ def median_noisy_distance(
         found = torch.empty(n, n_samples, dtype=torch.bool)
         total = n * n_samples
         owner = torch.arange(n).repeat_interleave(n_samples)
-        bar = tqdm(total=total, desc="eps*_q", unit=" samples", leave=False, disable=not progress)
+        bar = counter(total=total, desc="eps*_q", enabled=progress, unit=" samples")
         flat_d, flat_f = distances.view(-1), found.view(-1)
         for start in range(0, total, batch_size):
             idx = owner[start : start + batch_size]

@@ -13,10 +13,12 @@ from collections.abc import Mapping, Sequence
 import torch
 from torch import nn
 
+from errorset import interrupts
 from errorset.attacks.pgd import pgd
 from errorset.data.batches import to_float
 from errorset.errors import ConfigError
 from errorset.measure.common import eval_mode
+from errorset.progress import bar
 
 #: how attack.json describes the scoring rule
 SCORING = "broken if any iterate of any restart is misclassified"
@@ -52,6 +54,7 @@ def robust_accuracy(
     correct = 0
     with eval_mode(model) as device:
         for i in range(0, x.shape[0], batch_size):
+            interrupts.check()
             xb = to_float(x[i : i + batch_size].to(device))
             yb = y[i : i + batch_size].to(device)
             with torch.no_grad():
@@ -98,11 +101,10 @@ def lp_robustness(
     if any iterate of any restart is misclassified.
     """
     _check_restarts(restarts, random_start)
-    from tqdm.auto import tqdm
 
     jobs = [(norm, float(eps)) for norm, grid in radii.items() for eps in grid]
     out: dict[str, list[dict[str, float]]] = {norm: [] for norm in radii}
-    for norm, eps in tqdm(jobs, desc="PGD", leave=False, disable=not progress):
+    for norm, eps in bar(jobs, desc="PGD", enabled=progress):
         acc = robust_accuracy(
             model,
             x,

@@ -84,6 +84,7 @@ from errorset.data.batches import to_float
 from errorset.errors import ConfigError
 from errorset.measure.common import eval_mode, image_batches, logit_margin, misclassified, noisy_margins
 from errorset.measure.intervals import DEFAULT_LEVEL, quantile_ranks
+from errorset.progress import bar
 
 #: the full bank is evaluated at this multiple of the pilot's predicted sigma at rank u
 _SAFETY = 1.25
@@ -218,7 +219,6 @@ def search_sigma_at_error_rate(
         memory_budget: at most this many noise values are held at once
             (images are processed in groups that fit).
     """
-    from tqdm.auto import tqdm
 
     _check_common(mu, n_samples, sigma_init, sigma_max)
     if not 0 < rtol < 1:
@@ -239,7 +239,7 @@ def search_sigma_at_error_rate(
     }
     with eval_mode(model) as device:
         banks = _banks(x, n_samples, noise, generator, device, memory_budget)
-        for sl, bank in tqdm(banks, desc="sigma(x0, mu)", leave=False, disable=not progress):
+        for sl, bank in bar(banks, desc="sigma(x0, mu)", enabled=progress):
             xb = to_float(x[sl].to(device))
             yb = y[sl].to(device)
             result = _order_statistic_search(

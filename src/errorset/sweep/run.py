@@ -24,6 +24,7 @@ from typing import Any
 
 import torch
 
+from errorset import interrupts
 from errorset.config import Config, resolve
 from errorset.errors import ConfigError, TrainingDiverged
 from errorset.measure.common import measurement_precision
@@ -262,6 +263,7 @@ def run_worker(sweep: Sweep, *, progress: bool = True) -> None:
     prune = s.pruner == "median" and len(sweep.objectives) == 1 and primary.per_epoch
 
     def objective(trial: Any) -> Any:
+        interrupts.check()  # no new trial after a stop request
         if _taken_before(study, trial.number) >= s.n_trials:
             trial.set_user_attr("surplus", True)
             study.stop()

@@ -13,6 +13,7 @@ from torch import nn
 from errorset.data.batches import batch_indices, random_flip_crop, to_float
 from errorset.errors import TrainingDiverged
 from errorset.measure.common import eval_mode
+from errorset.progress import bar
 from errorset.train.modes import InputTransform
 
 
@@ -88,8 +89,6 @@ def train_epoch(
         TrainingDiverged: when the loss is NaN or infinite; the model has not
             been updated with that step.
     """
-    from tqdm.auto import tqdm
-
     precision = precision or Precision()
     device = next(model.parameters()).device
     model.train()
@@ -98,7 +97,7 @@ def train_epoch(
     correct = torch.zeros((), device=device, dtype=torch.long)
     start = time.perf_counter()
     batches = list(batch_indices(n, batch_size, shuffle=True, generator=data_generator))
-    for step, idx in enumerate(tqdm(batches, desc=f"epoch {epoch + 1}", leave=False, disable=not progress)):
+    for step, idx in enumerate(bar(batches, desc=f"epoch {epoch + 1}", enabled=progress)):
         xb = to_float(x[idx.to(x.device)].to(device, non_blocking=True))
         yb = y[idx.to(y.device)].to(device, non_blocking=True)
         if flip_crop:

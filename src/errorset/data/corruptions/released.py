@@ -29,6 +29,7 @@ from errorset.data.corruptions.registry import ALL_CORRUPTIONS, check_corruption
 from errorset.data.corruptions.tables import check_severity, check_table
 from errorset.errors import DataError
 from errorset.files import atomic_write
+from errorset.progress import counter
 
 log = logging.getLogger(__name__)
 
@@ -195,13 +196,12 @@ def write_cifar10c(
             "images, labels: expected N x C x H x W images and N labels, "
             f"got {tuple(images.shape)} and {tuple(labels.shape)}"
         )
-    from tqdm.auto import tqdm
 
     n = images.shape[0]
     root.mkdir(parents=True, exist_ok=True)
     with atomic_write(root / "labels.npy") as f:
         np.save(f, np.tile(labels.cpu().numpy().astype(np.uint8), CIFAR10C_SEVERITIES))
-    steps = tqdm(total=len(names) * CIFAR10C_SEVERITIES, desc="make corruptions", disable=not progress, leave=False)
+    steps = counter(total=len(names) * CIFAR10C_SEVERITIES, desc="make corruptions", enabled=progress)
     for name in names:
         out = np.empty((CIFAR10C_SEVERITIES * n, images.shape[2], images.shape[3], images.shape[1]), dtype=np.uint8)
         for s in range(1, CIFAR10C_SEVERITIES + 1):
