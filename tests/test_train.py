@@ -114,10 +114,10 @@ def test_resume_continues_the_same_run_and_matches_an_uninterrupted_one(data_roo
 def test_resume_refuses_a_different_configuration(data_root, workdir):
     cfg = make_config(data_root, "train.epochs=2", "train.output_dir=out", "tracking.log_model=false")
     interrupted_at_epoch(cfg, 1)
-    changed = dataclasses.replace(cfg, train=dataclasses.replace(cfg.train, lr=0.5, resume=True))
+    changed = dataclasses.replace(cfg, train=dataclasses.replace(cfg.train, weight_decay=0.5, resume=True))
     with pytest.raises(
         CheckpointError,
-        match=r"train\.resume: the checkpoint was made with a different configuration \(.*train\.lr: 0\.05 -> 0\.5",
+        match=r"train\.resume: the checkpoint was made with a different configuration \(.*weight_decay: .* -> 0\.5",
     ):
         train_job.train(changed, progress=False)
     with pytest.raises(CheckpointError, match=r"train\.resume: no checkpoint at elsewhere"):

@@ -181,6 +181,8 @@ def _cmd_train(args: argparse.Namespace) -> int:
     extra = (["train.resume=true"] if args.resume else []) + (["train.overwrite=true"] if args.overwrite else [])
     cfg = load_args_config(args, extra)
     result = train(cfg, progress=not args.no_progress)
+    if result.already_complete:
+        print(f"the run is already complete ({len(result.history)} epochs); nothing was written")
     print(f"test accuracy {result.test_accuracy:.4f}; model: {result.model_path}")
     print(f"mlflow run id: {result.run_id}")
     return 0

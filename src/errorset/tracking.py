@@ -385,11 +385,16 @@ def reopen_run(cfg: Config, run_id: str, *, status: str = "FINISHED") -> Iterato
         mlflow.end_run(status=status)
 
 
-def run_status(run_id: str) -> str:
-    """FINISHED, FAILED, KILLED or RUNNING."""
+def run_status(run_id: str) -> str | None:
+    """FINISHED, FAILED, KILLED or RUNNING; None when the store has no such run (or it is deleted)."""
+    from mlflow.exceptions import MlflowException
     from mlflow.tracking import MlflowClient
 
-    return MlflowClient().get_run(run_id).info.status
+    try:
+        info = MlflowClient().get_run(run_id).info
+    except MlflowException:
+        return None
+    return info.status if info.lifecycle_stage == "active" else None
 
 
 def download_artifact(run_id: str, path: str, dst: str | Path | None = None) -> Path:
@@ -398,3 +403,20 @@ def download_artifact(run_id: str, path: str, dst: str | Path | None = None) -> 
 
     dst = str(dst) if dst is not None else tempfile.mkdtemp(prefix="errorset-")
     return Path(mlflow.artifacts.download_artifacts(run_id=run_id, artifact_path=path, dst_path=dst))
+
+
+def close_abandoned(run_id: str) -> bool:
+    """Mark ``run_id`` KILLED when it is still RUNNING (its process died without closing it); True if it was."""
+    from mlflow.exceptions import MlflowException
+    from mlflow.tracking import MlflowClient
+
+    client = MlflowClient()
+    try:
+        info = client.get_run(run_id).info
+    except MlflowException:  # deleted, or in another store
+        return False
+    if info.status != "RUNNING" or info.lifecycle_stage != "active":
+        return False
+    client.set_tag(run_id, "errorset.closed", "abandoned: its process ended without closing the run")
+    client.set_terminated(run_id, "KILLED")
+    return True

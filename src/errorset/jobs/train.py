@@ -14,10 +14,12 @@ from errorset import interrupts
 from errorset.config import Config, to_dict
 from errorset.data import file_md5, holdout_split, load_dataset, prepared_path, seeded_subset
 from errorset.errors import CheckpointError, TrainingDiverged
+from errorset.jobs import run_marker
 from errorset.jobs.naming import run_name, train_output_dir
 from errorset.models import Classifier, create_model, save_model
+from errorset.models.build import read_model_file
 from errorset.runtime import make_generator, pick_device, seed_everything
-from errorset.train.checkpoint import TrainState, restore_generator
+from errorset.train.checkpoint import TrainState, restore_generator, set_schedule
 from errorset.train.loop import Precision, accuracy, train_epoch
 from errorset.train.modes import MODES
 
@@ -36,6 +38,8 @@ class TrainResult:
     output_dir: Path
     model_path: Path
     history: list[dict[str, float]] = field(default_factory=list)
+    #: True when ``--resume`` found the run already complete and wrote nothing
+    already_complete: bool = False
 
     @property
     def test_accuracy(self) -> float:
@@ -50,6 +54,30 @@ def _check_output_dir(cfg: Config, out: Path) -> None:
             f"train.output_dir: {out} already holds {' and '.join(existing)} from an earlier run; "
             "pass --resume to continue it, --overwrite to replace it, or set train.output_dir"
         )
+
+
+def _is_final_model(path: Path, run_id: str, epochs: int) -> bool:
+    """True when ``path`` is the finished model of MLflow run ``run_id`` (all ``epochs`` in its history)."""
+    if not path.is_file():
+        return False
+    try:
+        payload = read_model_file(path, "train.output_dir")
+    except CheckpointError:
+        return False
+    return payload.get("run_id") == run_id and len(payload.get("history") or []) == epochs
+
+
+def _complete_result(out: Path, state: TrainState, epochs: int) -> TrainResult | None:
+    """The result of a run that ``--resume`` finds complete (final model written, MLflow run FINISHED), else None."""
+    from errorset import tracking
+
+    if state.epoch < epochs or not state.run_id or not _is_final_model(out / MODEL, state.run_id, epochs):
+        return None
+    if tracking.run_status(state.run_id) != "FINISHED":
+        return None  # killed while logging its final artifacts: resuming finishes that
+    return TrainResult(
+        run_id=state.run_id, output_dir=out, model_path=out / MODEL, history=list(state.history), already_complete=True
+    )
 
 
 StartHook = Callable[["tracking.Run"], None]
@@ -86,8 +114,18 @@ def train(
     out = train_output_dir(cfg)
     _check_output_dir(cfg, out)
     state = TrainState.load(out / CHECKPOINT) if t.resume else None
+    schedule_changes = state.check_config(to_dict(cfg)) if state is not None else {}
+    from errorset import tracking
+
+    tracking.configure(cfg)
+    # a run killed with SIGKILL left its MLflow run RUNNING and maybe half-written temporary files
+    run_marker.claim(out, resuming=state.run_id if state else None)
+    run_marker.remove_stale_temporaries(out, (CHECKPOINT, MODEL))
     if state is not None:
-        state.check_config(to_dict(cfg))
+        done = _complete_result(out, state, t.epochs)
+        if done is not None:
+            log.info("train.resume: the run in %s is complete (%d epochs); nothing to do", out, state.epoch)
+            return done
 
     data = load_dataset(cfg.data, progress=progress)
     data_md5 = file_md5(prepared_path(cfg.data))
@@ -138,8 +176,10 @@ def train(
             noise_gen, state.noise_generator, state.noise_generator_device, cfg.seed, "noise", state.epoch
         )
         history, start_epoch = list(state.history), state.epoch
-
-    from errorset import tracking
+        if schedule_changes:
+            set_schedule(
+                optimizer, scheduler, lr=t.lr, gamma=t.lr_gamma, milestones=t.milestones or [], epoch=start_epoch
+            )
 
     name = run_name(cfg)
     tags = {
@@ -150,7 +190,10 @@ def train(
         "errorset.job": "train",
     }
     resume_id = state.run_id if state else None
-    with tracking.start_run(cfg, run_name=name, tags=tags, run_id=resume_id, parent_run_id=parent_run_id) as run:
+    with (
+        tracking.start_run(cfg, run_name=name, tags=tags, run_id=resume_id, parent_run_id=parent_run_id) as run,
+        run_marker.marking(out, run.run_id),
+    ):
         if on_start is not None:
             on_start(run)
         if state is None:
@@ -166,6 +209,10 @@ def train(
             )
         else:  # params are already logged; log the epochs saved but not yet logged when the run was killed
             run.set_tags({"resumed_from_epoch": state.epoch, "resumed_on": device.type})
+            if schedule_changes:  # MLflow params cannot change: the change is a tag, and the lr metric shows it
+                changes = "; ".join(f"{k}: {old!r} -> {new!r}" for k, (old, new) in schedule_changes.items())
+                run.set_tags({f"resumed_changes/epoch_{state.epoch}": changes})
+                log.info("train.resume: continuing with %s", changes)
             if reseeded:  # another device type: the noise stream continues from a derived seed
                 run.set_tags({"resumed_reseeded_generators": "noise"})
             logged = run.logged_steps("train_loss")
@@ -195,7 +242,8 @@ def train(
                     if epoch > 0
                     else "no epoch completed, so no checkpoint was written"
                 )
-                raise TrainingDiverged(f"{e}; MLflow run {run.run_id} is marked FAILED; {kept}") from None
+                again = "; continue from it with --resume --set train.lr=<lower rate>" if epoch > 0 else ""
+                raise TrainingDiverged(f"{e}; MLflow run {run.run_id} is marked FAILED; {kept}{again}") from None
             metrics = {
                 "train_loss": stats.loss,
                 "train_accuracy": stats.accuracy,
@@ -230,15 +278,18 @@ def train(
             if on_epoch_end is not None:
                 on_epoch_end(epoch, model, run)
 
-        model_path = save_model(
-            model,
-            out / MODEL,
-            classes=data.classes,
-            dataset={"name": cfg.data.name, "md5": data_md5},
-            config=to_dict(cfg),
-            run_id=run.run_id,
-            history=history,
-        )
+        model_path = out / MODEL
+        # a run killed after writing model.pt but before closing its MLflow run: the file stays as it is
+        if not _is_final_model(model_path, run.run_id, t.epochs):
+            save_model(
+                model,
+                model_path,
+                classes=data.classes,
+                dataset={"name": cfg.data.name, "md5": data_md5},
+                config=to_dict(cfg),
+                run_id=run.run_id,
+                history=history,
+            )
         run.log_artifact(model_path, "checkpoints")
         run.log_artifact(out / CHECKPOINT, "checkpoints")
         if cfg.tracking.log_model:

@@ -32,6 +32,8 @@ READABLE_FORMATS = ("errorset.checkpoint/1", CHECKPOINT_FORMAT)
 
 #: keys that may differ between the interrupted run and its resumption
 RESUMABLE_DIFFERENCES = {"train.resume", "train.overwrite", "device", "tracking.uri"}
+#: the learning-rate schedule, which may change on resume (e.g. a lower rate after a NaN loss)
+SCHEDULE_KEYS = ("train.lr", "train.lr_gamma", "train.milestones")
 
 
 @dataclass
@@ -62,18 +64,56 @@ class TrainState:
             raise CheckpointError(f"train.resume: {path} is not an errorset checkpoint")
         return cls(**payload)
 
-    def check_config(self, config: dict[str, Any]) -> None:
-        """Raise when ``config`` differs from the checkpoint's in anything but resumable keys."""
+    def check_config(self, config: dict[str, Any]) -> dict[str, tuple[Any, Any]]:
+        """Raise when ``config`` differs from the checkpoint's in anything but resumable keys.
+
+        Returns:
+            The learning-rate schedule keys (:data:`SCHEDULE_KEYS`) that changed, as
+            ``{key: (old, new)}``: the resumed run continues with the new schedule.
+        """
         # keys added to errorset after the checkpoint was written count as their defaults
         old = {**flatten(to_dict(Config())), **flatten(self.config)}
         new = flatten(config)
-        diff = sorted(k for k in set(old) | set(new) if k not in RESUMABLE_DIFFERENCES and old.get(k) != new.get(k))
+        changed = sorted(k for k in set(old) | set(new) if old.get(k) != new.get(k))
+        diff = [k for k in changed if k not in RESUMABLE_DIFFERENCES and k not in SCHEDULE_KEYS]
         if diff:
             shown = ", ".join(f"{k}: {old.get(k)!r} -> {new.get(k)!r}" for k in diff[:6])
             raise CheckpointError(
-                f"train.resume: the checkpoint was made with a different configuration ({shown}); "
-                "resume with the same parameters or train into another train.output_dir"
+                f"train.resume: the checkpoint was made with a different configuration ({shown}); resume with "
+                f"the same parameters (only {', '.join(SCHEDULE_KEYS)} may change) or train into another "
+                "train.output_dir"
             )
+        return {k: (old.get(k), new.get(k)) for k in changed if k in SCHEDULE_KEYS}
+
+
+def set_schedule(
+    optimizer: torch.optim.Optimizer,
+    scheduler: torch.optim.lr_scheduler.MultiStepLR,
+    *,
+    lr: float,
+    gamma: float,
+    milestones: list[int],
+    epoch: int,
+) -> float:
+    """Switch a restored step schedule to base rate ``lr``, decay ``gamma`` at ``milestones``, from ``epoch`` on.
+
+    The rate of the coming epoch is what the new schedule gives after ``epoch``
+    epochs, ``lr * gamma ** (number of milestones <= epoch)``, exactly as if the
+    run had used it from the start; momentum and the other optimiser state are kept.
+    Returns that rate.
+    """
+    import bisect
+    from collections import Counter
+
+    current = lr * gamma ** bisect.bisect_right(sorted(milestones), epoch)
+    for group in optimizer.param_groups:
+        group["lr"] = current
+        group["initial_lr"] = lr
+    scheduler.base_lrs = [lr] * len(optimizer.param_groups)
+    scheduler.milestones = Counter(milestones)
+    scheduler.gamma = gamma
+    scheduler._last_lr = [current] * len(optimizer.param_groups)  # what get_last_lr() reports
+    return current
 
 
 def restore_generator(
