@@ -137,30 +137,78 @@ def _model_run_id(path: Path) -> str:
     return read_model_file(path)["run_id"]
 
 
-def test_mlflow_run_entry_points(tmp_path: Path, data_root: Path):
+def _entry_points() -> list[str]:
+    return list(yaml.safe_load((REPO / "MLproject").read_text())["entry_points"])
+
+
+def test_every_mlflow_run_entry_point_runs_as_documented(tmp_path: Path):
+    """Each MLproject entry point, with the default paths the README and MLproject comments use.
+
+    A copy of the project (MLproject, params.yaml) is the working directory, so models/ and reports/
+    land where `dvc repro` and a user's own runs put them; two independent chains run side by side.
+    """
+    import concurrent.futures
+
+    proj = tmp_path / "proj"
+    proj.mkdir()
+    for name in ("MLproject", "python_env.yaml", "params.yaml"):
+        shutil.copy(REPO / name, proj / name)
     experiment = f"mlproject-{uuid.uuid4().hex[:8]}"
-    common = f"data.name=digits data.root={data_root} profile=smoke tracking.log_model=false"
-    mlflow = [str(BIN / "mlflow"), "run", str(REPO), "--env-manager", "local", "--experiment-name", experiment]
-    _run([*mlflow, "-e", "train", "-P", f"set={common} train.output_dir={tmp_path / 'm'}"], tmp_path, _env())
-    _run(
-        [
-            *mlflow,
-            "-e",
-            "evaluate",
-            "-P",
-            f"set={common} eval.checkpoint={tmp_path / 'm' / 'model.pt'} eval.output_dir={tmp_path / 'r'}",
-        ],
-        tmp_path,
-        _env(),
-    )
+    common = "data.name=digits profile=smoke device=cpu tracking.log_model=false"
+    few = "corruptions.names=[gaussian_noise,fog] corruptions.severities=[1,3] corruptions.n_images=32"
+    sets = {
+        "prepare": "",
+        "train": "",
+        "main": "train.mode=gaussian train.sigma_max=0.1",
+        "evaluate": "",
+        "analyze": "",
+        "attack": "",
+        "report": "report.inputs=[reports/digits/mlp/clean]",
+        "eval-corruptions": few,
+        "make-corruptions": few,
+        "compare-corruptions": f"{few} corruptions.compare=[reports/digits/mlp/clean/corruptions]",
+        "sweep": "sweep.n_trials=2 sweep.validation_images=200 sweep.objectives=[clean_accuracy]",
+    }
+    assert set(sets) == set(_entry_points()), "a new MLproject entry point needs a line here"
+    mlflow = [str(BIN / "mlflow"), "run", str(proj), "--env-manager", "local", "--experiment-name", experiment]
+
+    def run(entry: str) -> None:
+        _run([*mlflow, "-e", entry, "-P", f"set={common} {sets[entry]}".strip()], proj, _env())
+
+    run("prepare")
+    run("train")  # -> models/digits/mlp/clean/model.pt, which the measuring entries find by default
+    chains = [
+        ["evaluate", "analyze", "attack", "report"],
+        ["main", "eval-corruptions", "compare-corruptions", "make-corruptions", "sweep"],
+    ]
+    with concurrent.futures.ThreadPoolExecutor(len(chains)) as pool:
+        for done in [pool.submit(lambda c=c: [run(e) for e in c]) for c in chains]:
+            done.result()
+
     client = mlflow_client()
-    runs = client.search_runs([client.get_experiment_by_name(experiment).experiment_id])
-    by_entry = {r.data.tags["mlflow.project.entryPoint"]: r for r in runs}
-    assert set(by_entry) == {"train", "evaluate"}
-    train, evaluate = by_entry["train"], by_entry["evaluate"]
-    # the run that `mlflow run` opened is the one errorset logged to
-    assert train.info.status == "FINISHED" and train.data.tags["mlflow.runName"] == "digits/mlp/clean"
-    assert train.data.params["data.name"] == "digits"
+    exp = client.get_experiment_by_name(experiment)
+    runs = client.search_runs([exp.experiment_id])
+    opened = {r.data.tags["mlflow.project.entryPoint"]: r for r in runs if "mlflow.project.entryPoint" in r.data.tags}
+    assert set(opened) == set(sets)
+    assert all(r.info.status == "FINISHED" for r in runs), [(r.info.run_name, r.info.status) for r in runs]
+    # errorset logged into the run each `mlflow run` opened: no stray runs besides the sweep's trials
+    extra = [r for r in runs if "mlflow.project.entryPoint" not in r.data.tags]
+    assert {r.data.tags.get("errorset.job") for r in extra} <= {"sweep-trial"} and len(extra) == 2
+    assert all(r.data.tags["mlflow.parentRunId"] == opened["sweep"].info.run_id for r in extra)
+
+    train, main = opened["train"], opened["main"]
+    model = proj / "models/digits/mlp/clean/model.pt"
+    assert train.data.tags["mlflow.runName"] == "digits/mlp/clean" and _model_run_id(model) == train.info.run_id
+    assert main.data.tags["mlflow.runName"] == "digits/mlp/gaussian-0.1"
     assert {m.step for m in client.get_metric_history(train.info.run_id, "test_accuracy")} == {0, 1}
-    assert evaluate.data.tags["train_run_id"] == train.info.run_id
-    assert "clean_accuracy" in evaluate.data.metrics
+    for entry in ("evaluate", "analyze", "attack", "eval-corruptions"):
+        r = opened[entry]
+        assert r.data.tags["train_run_id"] == train.info.run_id, entry
+        key = {"evaluate": "eval", "eval-corruptions": "corruptions"}.get(entry, entry) + ".checkpoint"
+        assert r.data.params[key] == "models/digits/mlp/clean/model.pt", entry  # the default path, resolved
+    metrics = json.loads((proj / "reports/digits/mlp/clean/metrics.json").read_text())
+    assert opened["evaluate"].data.metrics["clean_accuracy"] == pytest.approx(metrics["clean_accuracy"])
+    summary = json.loads((proj / "reports/summary/summary.json").read_text())
+    assert summary["clean"]["clean_accuracy"] == pytest.approx(metrics["clean_accuracy"])
+    sweep = json.loads((proj / "reports/sweep/summary.json").read_text())
+    assert sweep["trials"]["complete"] == 2

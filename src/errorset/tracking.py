@@ -278,6 +278,8 @@ def start_run(
             nested=mlflow.active_run() is not None,
         )
     else:
+        if run_id and not nested:
+            _activate_experiment_of(run_id)
         active = mlflow.start_run(run_id=run_id, run_name=None if run_id else run_name, nested=nested)
     run = Run(active.info.run_id)
     try:
@@ -294,6 +296,19 @@ def start_run(
         raise
     else:
         mlflow.end_run(status="FINISHED")
+
+
+def _activate_experiment_of(run_id: str) -> None:
+    """Make the experiment of ``run_id`` the active one, so that MLflow lets this process reopen the run.
+
+    A run reopened (a resumed training, a sweep's parent) may live in another experiment than
+    ``tracking.experiment``, e.g. the one ``mlflow run --experiment-name`` chose; MLflow refuses to
+    start a run outside the active experiment.
+    """
+    import mlflow
+
+    if mlflow.active_run() is None:
+        mlflow.set_experiment(experiment_id=mlflow.tracking.MlflowClient().get_run(run_id).info.experiment_id)
 
 
 def _warn_if_other_experiment(run_id: str, expected: str) -> None:
@@ -378,6 +393,7 @@ def reopen_run(cfg: Config, run_id: str, *, status: str = "FINISHED") -> Iterato
     import mlflow
 
     configure(cfg)
+    _activate_experiment_of(run_id)
     mlflow.start_run(run_id=run_id, nested=mlflow.active_run() is not None)
     try:
         yield Run(run_id)
