@@ -51,6 +51,7 @@ import torch.nn.functional as F
 
 from errorset import interrupts
 from errorset.attacks.pgd import NORMS, per_image_view, pgd
+from errorset.data.batches import check_unit_images
 from errorset.errors import ConfigError
 
 Model = Callable[[torch.Tensor], torch.Tensor]
@@ -212,6 +213,8 @@ def nearest_error(
         :class:`NearestError` (unpacks as ``x_err, distance``), every found
         point verified misclassified alone, with its ``margin``.
     """
+    if clip:
+        check_unit_images(x, "x", allow_uint8=False)
     if norm not in NORMS:
         raise ConfigError(f"norm: unknown norm {norm!r}; valid norms: {', '.join(NORMS)}")
     if method not in METHODS:

@@ -15,6 +15,7 @@ from collections.abc import Callable
 import torch
 import torch.nn.functional as F
 
+from errorset.data.batches import check_unit_images
 from errorset.errors import ConfigError
 
 NORMS = ("linf", "l2")
@@ -115,6 +116,8 @@ def pgd(
         ``return_broken``: ``(images, broken)``, where a broken example's image
         is its first misclassified iterate (the others: the last iterate).
     """
+    if clip:  # inputs that are not images (noisy points) may leave [0,1]
+        check_unit_images(x, "x", allow_uint8=False)
     if norm not in NORMS:
         raise ConfigError(f"norm: unknown norm {norm!r}; valid norms: {', '.join(NORMS)}")
     if not isinstance(steps, int) or steps < 0:

@@ -12,10 +12,35 @@ from collections.abc import Iterator
 import torch
 import torch.nn.functional as F
 
+from errorset.errors import ConfigError
+
 
 def to_float(x: torch.Tensor) -> torch.Tensor:
     """uint8 images -> float32 in [0,1] (float input is returned unchanged)."""
     return x.float().div_(255.0) if x.dtype == torch.uint8 else x
+
+
+def check_unit_images(x: torch.Tensor, name: str = "x", *, allow_uint8: bool = True) -> None:
+    """Raise one clear error naming ``name`` unless ``x`` holds images in [0,1]: float (or, if allowed, uint8).
+
+    Float images in 0-255 would otherwise be measured as images 255 times brighter: every distance
+    and noise scale would be off by that factor, silently.
+    """
+    if not isinstance(x, torch.Tensor):
+        raise ConfigError(f"{name}: expected a torch.Tensor of images, got {type(x).__name__}")
+    if x.dtype == torch.uint8 and allow_uint8:
+        return
+    if not x.is_floating_point():
+        accepted = "uint8 images or float images in [0,1]" if allow_uint8 else "float images in [0,1]"
+        hint = " (use x.float() / 255)" if x.dtype == torch.uint8 else ""
+        raise ConfigError(f"{name}: expected {accepted}, got dtype {x.dtype}{hint}")
+    if x.numel():
+        lo, hi = torch.aminmax(x.detach())
+        if not (bool(lo >= 0) and bool(hi <= 1)):  # NaN fails both
+            raise ConfigError(
+                f"{name}: expected float images in [0,1] (divide 0-255 pixels by 255), "
+                f"got values from {float(lo):g} to {float(hi):g}"
+            )
 
 
 def batch_indices(

@@ -110,19 +110,6 @@ def eval_mode(model: nn.Module, *, precision: str | None = None) -> Iterator[tor
         model.train(was_training)
 
 
-def check_unit_images(x: torch.Tensor, name: str = "x") -> None:
-    """Raise one clear error unless ``x`` is uint8 or float with values in [0,1]."""
-    if x.dtype == torch.uint8:
-        return
-    if not x.is_floating_point():
-        raise ConfigError(f"{name}: expected uint8 images or float images in [0,1], got dtype {x.dtype}")
-    if x.numel() and (not torch.isfinite(x).all() or x.min() < 0 or x.max() > 1):
-        lo, hi = float(x.min()), float(x.max())
-        raise ConfigError(
-            f"{name}: expected float images in [0,1] (divide 0-255 pixels by 255), got values in [{lo:g}, {hi:g}]"
-        )
-
-
 @torch.no_grad()
 def misclassified(
     model: nn.Module,

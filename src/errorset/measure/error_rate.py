@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from errorset.data.batches import to_float
+from errorset.data.batches import check_unit_images, to_float
 from errorset.errors import ConfigError
 from errorset.measure.common import eval_mode, image_batches, misclassified
 from errorset.progress import bar
@@ -42,6 +42,7 @@ def error_rate_in_noise(
     Returns:
         (N,) error rates in [0,1] on the CPU.
     """
+    check_unit_images(x, "x")
 
     if not isinstance(n_samples, int) or n_samples < 1:
         raise ConfigError(f"n_samples: expected an integer >= 1, got {n_samples!r}")

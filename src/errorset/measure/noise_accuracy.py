@@ -8,7 +8,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from errorset.data.batches import to_float
+from errorset.data.batches import check_unit_images, to_float
 from errorset.errors import ConfigError
 from errorset.measure.common import eval_mode
 from errorset.progress import bar
@@ -67,6 +67,7 @@ def accuracy_in_noise(
     Returns:
         :class:`NoiseAccuracy` with mean and standard deviation over trials.
     """
+    check_unit_images(x, "x")
 
     sig = torch.as_tensor(sigmas, dtype=torch.float64).flatten()
     if sig.numel() == 0 or (sig < 0).any() or not torch.isfinite(sig).all():

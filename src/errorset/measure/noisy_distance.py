@@ -18,7 +18,7 @@ import torch
 from torch import nn
 
 from errorset.attacks.nearest import nearest_error
-from errorset.data.batches import to_float
+from errorset.data.batches import check_unit_images, to_float
 from errorset.errors import ConfigError
 from errorset.measure.common import eval_mode
 from errorset.progress import counter
@@ -76,6 +76,7 @@ def median_noisy_distance(
         batch_size: noisy samples searched at once.
         generator: noise source on the model's device, for reproducible results.
     """
+    check_unit_images(x0, "x0")
 
     if not sigma > 0:
         raise ConfigError(f"sigma: expected a number > 0, got {sigma!r}")

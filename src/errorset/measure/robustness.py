@@ -15,7 +15,7 @@ from torch import nn
 
 from errorset import interrupts
 from errorset.attacks.pgd import pgd
-from errorset.data.batches import to_float
+from errorset.data.batches import check_unit_images, to_float
 from errorset.errors import ConfigError
 from errorset.measure.common import eval_mode
 from errorset.progress import bar
@@ -50,6 +50,7 @@ def robust_accuracy(
     eps = 0: clean accuracy. Restarts after the first attack only the images
     not yet broken, each from a fresh random start drawn from ``generator``.
     """
+    check_unit_images(x, "x")
     _check_restarts(restarts, random_start)
     correct = 0
     with eval_mode(model) as device:
@@ -100,6 +101,7 @@ def lp_robustness(
     (the paper: 100 steps of eps/25), ``restarts`` times; an image is broken
     if any iterate of any restart is misclassified.
     """
+    check_unit_images(x, "x")
     _check_restarts(restarts, random_start)
 
     jobs = [(norm, float(eps)) for norm, grid in radii.items() for eps in grid]

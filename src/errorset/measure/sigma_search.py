@@ -80,7 +80,7 @@ import torch
 from scipy import special, stats
 from torch import nn
 
-from errorset.data.batches import to_float
+from errorset.data.batches import check_unit_images, to_float
 from errorset.errors import ConfigError
 from errorset.measure.common import eval_mode, image_batches, logit_margin, misclassified, noisy_margins
 from errorset.measure.intervals import DEFAULT_LEVEL, quantile_ranks
@@ -134,6 +134,7 @@ def sigma_at_error_rate(
     See the module docstring for the estimator and its error, and
     :func:`search_sigma_at_error_rate` for the keyword arguments.
     """
+    check_unit_images(x, "x")
     return search_sigma_at_error_rate(model, x, y, mu, n_samples, **kwargs).sigma
 
 
@@ -219,6 +220,7 @@ def search_sigma_at_error_rate(
         memory_budget: at most this many noise values are held at once
             (images are processed in groups that fit).
     """
+    check_unit_images(x, "x")
 
     _check_common(mu, n_samples, sigma_init, sigma_max)
     if not 0 < rtol < 1:
@@ -494,6 +496,7 @@ def paper_sigma_search(
     below ``sigma_max``). Same bank as :func:`search_sigma_at_error_rate` for
     the same ``generator`` state (or pass ``noise``).
     """
+    check_unit_images(x, "x")
     _check_common(mu, n_samples, sigma_init, sigma_max)
     if not 0 < tol < sigma_max:
         raise ConfigError(f"tol: expected a number in (0, sigma_max), got {tol!r}")
