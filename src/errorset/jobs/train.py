@@ -84,6 +84,9 @@ def train(
     t = cfg.train
     assert t.epochs is not None and t.batch_size is not None, "resolve the config first"
     out = train_output_dir(cfg)
+    from errorset.jobs.common import prepare_outputs  # an unwritable folder or store stops here, before any work
+
+    prepare_outputs(cfg, out, "train.output_dir")
     _check_output_dir(cfg, out)
     state = TrainState.load(out / CHECKPOINT) if t.resume else None
     if state is not None:
