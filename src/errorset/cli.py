@@ -348,6 +348,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     for noisy in ("mlflow", "alembic", "urllib3", "git", "matplotlib", "PIL"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
+    # MLflow logs a failing SQL store's traceback before raising; errorset reports it as one line
+    logging.getLogger("mlflow.store.db.utils").setLevel(logging.CRITICAL)
     if os.environ.get(allocator.ENV_SWITCH, "1") != "0":
         allocator.keep_freed_memory()  # torch's short-lived CPU tensors are reused, not page-faulted afresh
     func: Callable[[argparse.Namespace], int] = args.func

@@ -34,3 +34,11 @@ class TrainingDiverged(ErrorsetError):
 
 class CheckpointError(ErrorsetError):
     """A checkpoint is missing, corrupt or does not match the configuration."""
+
+
+class TrackingError(ErrorsetError):
+    """The MLflow tracking store (``tracking.uri`` or ``$MLFLOW_TRACKING_URI``) cannot be reached or written."""
+
+
+class OutputError(ErrorsetError):
+    """An output folder or file cannot be written (not writable, or the disk is full)."""

@@ -68,6 +68,12 @@ def _decode(blob: bytes, name: str, image_size: int | None, parameter: str) -> n
             if image_size is not None:
                 img = _resize_center_crop(img, image_size)
             arr = np.asarray(img, dtype=np.uint8)
+    except Image.DecompressionBombError as e:  # Pillow refuses images above 2 x MAX_IMAGE_PIXELS
+        limit = 2 * (Image.MAX_IMAGE_PIXELS or 0)
+        raise DataError(
+            f"{parameter}: image {name} is refused as a possible decompression bomb: {e} (the limit is "
+            f"{limit} pixels, twice PIL.Image.MAX_IMAGE_PIXELS); remove it or shrink it"
+        ) from None
     except (UnidentifiedImageError, OSError, ValueError) as e:
         raise DataError(f"{parameter}: cannot decode image {name} ({e})") from None
     return arr[None] if arr.ndim == 2 else arr.transpose(2, 0, 1)

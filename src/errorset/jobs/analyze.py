@@ -19,6 +19,7 @@ from typing import Any
 import numpy as np
 
 from errorset.config import Config
+from errorset.files import check_writable
 from errorset.jobs.common import load_trained, measuring_job, output_dir, write_json
 from errorset.measure.analysis import flat_metrics, measure, summarize
 from errorset.measure.table import write_table
@@ -40,12 +41,12 @@ def analyze(cfg: Config, *, progress: bool = True) -> AnalyzeResult:
     """Measure the model at ``analyze.checkpoint``; write and log the table, summary and figures."""
     a = cfg.analyze
     trained = load_trained(cfg, a.checkpoint, a.images or 0, progress=progress, parameter="analyze.checkpoint")
+    out = check_writable(output_dir(a.output_dir, trained), "analyze.output_dir")  # before measuring, not after
     columns = {
         "index": trained.indices.numpy(),
         **measure(cfg, trained.model, trained.x, trained.y, trained.device, progress=progress),
     }
     summary = {**summarize(columns, cfg), "dimension": int(trained.x[0].numel())}
-    out = output_dir(a.output_dir, trained)
     write_table(columns, out / TABLE)
     write_json(summary, out / SUMMARY)
 

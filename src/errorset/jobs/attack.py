@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from errorset.config import Config
+from errorset.files import check_writable
 from errorset.jobs.common import load_trained, measuring_job, output_dir, write_csv, write_json
 from errorset.measure.robustness import SCORING, lp_robustness
 from errorset.runtime import make_generator
@@ -31,6 +32,7 @@ def attack(cfg: Config, *, progress: bool = True) -> AttackResult:
     a = cfg.attack
     assert a.steps is not None and a.step_ratio is not None, "resolve the config first"
     trained = load_trained(cfg, a.checkpoint, a.images or 0, progress=progress, parameter="attack.checkpoint")
+    out = check_writable(output_dir(a.output_dir, trained), "attack.output_dir")  # before attacking, not after
     radii = {norm: grid for norm, grid in (("linf", a.linf_eps), ("l2", a.l2_eps)) if grid}
     results = lp_robustness(
         trained.model,
@@ -45,7 +47,6 @@ def attack(cfg: Config, *, progress: bool = True) -> AttackResult:
         generator=make_generator(cfg.seed, trained.device),
         progress=progress,
     )
-    out = output_dir(a.output_dir, trained)
     summary = {
         **results,
         "images": len(trained.x),

@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import dataclasses
 import functools
+import io
 import json
 import math
 from collections.abc import Callable
@@ -17,6 +18,7 @@ import torch
 from errorset.config import Config, config_from_dict
 from errorset.data import ImageArrays, load_dataset, seeded_subset
 from errorset.errors import ConfigError
+from errorset.files import atomic_write, check_writable
 from errorset.jobs.naming import run_name, train_output_dir
 from errorset.measure.common import measurement_precision
 from errorset.models import Classifier
@@ -32,13 +34,17 @@ def measuring_job(job: Callable[P, R]) -> Callable[P, R]:
 
     Every measurement inside then runs in float32 (TF32 and autocast off)
     unless ``measure_precision: autocast`` asks otherwise; the logged config
-    records which.
+    records which. The tracking store is checked first, so that an unreachable
+    or unwritable store stops the job before it measures anything.
     """
 
     @functools.wraps(job)
     def run(*args: P.args, **kwargs: P.kwargs) -> R:
         cfg = args[0]
         assert isinstance(cfg, Config), "a measuring job takes the config first"
+        from errorset import tracking
+
+        tracking.configure(cfg)
         set_deterministic(cfg.deterministic)
         with measurement_precision(cfg.measure_precision):
             return job(*args, **kwargs)
@@ -131,6 +137,14 @@ def output_dir(section_dir: str | None, trained: TrainedModel) -> Path:
     return Path("reports", *(part.replace(":", "-") for part in trained.name.split("/")))
 
 
+def prepare_outputs(cfg: Config, folder: Path, parameter: str) -> None:
+    """Check, before any work, that ``folder`` and the tracking store can be written (for ``errorset train``)."""
+    from errorset import tracking
+
+    check_writable(folder, parameter)
+    tracking.configure(cfg)
+
+
 def _finite_or_none(obj: Any) -> Any:
     if isinstance(obj, float) and not math.isfinite(obj):
         return None
@@ -142,15 +156,20 @@ def _finite_or_none(obj: Any) -> Any:
 
 
 def write_csv(rows: list[dict[str, Any]], fields: list[str], path: Path) -> None:
-    """Write ``rows`` (dicts) as a CSV file with the columns ``fields``, header first."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "w", newline="") as f:
-        w = csv.DictWriter(f, fieldnames=fields)
-        w.writeheader()
-        w.writerows(rows)
+    """Write ``rows`` (dicts) as a CSV file with the columns ``fields``, header first (atomically)."""
+    text = io.StringIO(newline="")
+    w = csv.DictWriter(text, fieldnames=fields)
+    w.writeheader()
+    w.writerows(rows)
+    write_text(text.getvalue(), path)
 
 
 def write_json(obj: Any, path: Path) -> None:
     """Write ``obj`` as indented JSON with NaN and infinities as null (strict JSON, as DVC metrics need)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(_finite_or_none(obj), indent=2, allow_nan=False) + "\n")
+    write_text(json.dumps(_finite_or_none(obj), indent=2, allow_nan=False) + "\n", path)
+
+
+def write_text(text: str, path: Path) -> None:
+    """Write ``text`` (UTF-8) to ``path`` atomically: a full disk leaves the previous file, named in the error."""
+    with atomic_write(path) as f:
+        f.write(text.encode())

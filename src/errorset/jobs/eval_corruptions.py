@@ -25,7 +25,8 @@ from errorset.config import Config
 from errorset.data.corruptions import ALL_CORRUPTIONS, corrupt, expand_corruptions, resolve_table
 from errorset.data.corruptions.released import cifar10c_corruptions, load_cifar10c, load_imagenet_c
 from errorset.errors import ConfigError, DataError
-from errorset.jobs.common import load_trained, measuring_job, output_dir, write_csv, write_json
+from errorset.files import check_writable
+from errorset.jobs.common import load_trained, measuring_job, output_dir, write_csv, write_json, write_text
 from errorset.jobs.naming import run_name, train_output_dir
 from errorset.measure.corruption_accuracy import (
     CorruptionResults,
@@ -203,6 +204,8 @@ def eval_corruptions(cfg: Config, *, progress: bool = True) -> CorruptionsEvalRe
     ecfg, model, data = trained.config, trained.model, trained.data
     baseline = resolve_baseline(cfg)
     x, y, keep = trained.x, trained.y, trained.indices
+    out = Path(c.output_dir) if c.output_dir else output_dir(None, trained) / "corruptions"
+    check_writable(out, "corruptions.output_dir")  # before measuring, not after
     table = resolve_table(c.table, max(data.input_shape[1:]))
     names = expand_corruptions(c.names, "corruptions.names", default=ALL_CORRUPTIONS)
     results = evaluate_corruptions(
@@ -223,10 +226,8 @@ def eval_corruptions(cfg: Config, *, progress: bool = True) -> CorruptionsEvalRe
         results.extra["released"] = str(c.released)
     flat, record = summary_metrics(results, baseline)
 
-    out = Path(c.output_dir) if c.output_dir else output_dir(None, trained) / "corruptions"
-    out.mkdir(parents=True, exist_ok=True)
     write_json(record, out / "metrics.json")
-    (out / RESULTS_FILE).write_text(json.dumps(results.to_dict(), indent=2) + "\n")
+    write_text(json.dumps(results.to_dict(), indent=2) + "\n", out / RESULTS_FILE)
     long_rows = results.rows()
     write_csv(long_rows, ["format", "corruption", "severity", "accuracy"], out / "accuracy.csv")
     rows = summary_rows(results)

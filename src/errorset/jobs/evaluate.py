@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from errorset.config import Config
+from errorset.files import check_writable
 from errorset.jobs.common import load_trained, measuring_job, output_dir, write_csv, write_json
 from errorset.measure import accuracy_in_noise
 from errorset.runtime import make_generator
@@ -30,6 +31,7 @@ def evaluate(cfg: Config, *, progress: bool = True) -> EvalResult:
     e = cfg.eval
     trained = load_trained(cfg, e.checkpoint, e.n_images or 0, progress=progress, parameter="eval.checkpoint")
     model, x, y = trained.model, trained.x, trained.y
+    out = check_writable(output_dir(e.output_dir, trained), "eval.output_dir")  # before measuring, not after
     clean = accuracy(model, x, y, e.batch_size)
     noise = accuracy_in_noise(
         model,
@@ -51,7 +53,6 @@ def evaluate(cfg: Config, *, progress: bool = True) -> EvalResult:
         "trials": e.trials,
     }
 
-    out = output_dir(e.output_dir, trained)
     write_json(metrics, out / "metrics.json")
     write_csv(rows, ["sigma", "accuracy", "std"], out / "noise_accuracy.csv")
 

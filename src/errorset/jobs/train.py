@@ -15,6 +15,7 @@ from errorset.config import Config, to_dict
 from errorset.data import file_md5, holdout_split, load_dataset, prepared_path, seeded_subset
 from errorset.errors import CheckpointError, TrainingDiverged
 from errorset.jobs import run_marker
+from errorset.jobs.common import prepare_outputs
 from errorset.jobs.naming import run_name, train_output_dir
 from errorset.models import Classifier, create_model, save_model
 from errorset.models.build import read_model_file
@@ -112,12 +113,10 @@ def train(
     t = cfg.train
     assert t.epochs is not None and t.batch_size is not None, "resolve the config first"
     out = train_output_dir(cfg)
+    prepare_outputs(cfg, out, "train.output_dir")  # an unwritable folder or tracking store stops here
     _check_output_dir(cfg, out)
     state = TrainState.load(out / CHECKPOINT) if t.resume else None
     schedule_changes = state.check_config(to_dict(cfg)) if state is not None else {}
-    from errorset import tracking
-
-    tracking.configure(cfg)
     # a run killed with SIGKILL left its MLflow run RUNNING and maybe half-written temporary files
     run_marker.claim(out, resuming=state.run_id if state else None)
     run_marker.remove_stale_temporaries(out, (CHECKPOINT, MODEL))
@@ -126,6 +125,8 @@ def train(
         if done is not None:
             log.info("train.resume: the run in %s is complete (%d epochs); nothing to do", out, state.epoch)
             return done
+
+    from errorset import tracking
 
     data = load_dataset(cfg.data, progress=progress)
     data_md5 = file_md5(prepared_path(cfg.data))

@@ -7,21 +7,26 @@ as ``inf``; reading gives float arrays back.
 from __future__ import annotations
 
 import csv
+import io
 import math
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from errorset.files import atomic_write
+
 
 def write_table(columns: dict[str, np.ndarray], path: Path) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
+    """Write ``columns`` as a CSV table, atomically (a full disk leaves the previous file, named in the error)."""
     keys = list(columns)
-    with open(path, "w", newline="") as f:
-        w = csv.writer(f)
-        w.writerow(keys)
-        for row in zip(*(columns[k] for k in keys), strict=True):
-            w.writerow([_cell(v) for v in row])
+    text = io.StringIO(newline="")
+    w = csv.writer(text)
+    w.writerow(keys)
+    for row in zip(*(columns[k] for k in keys), strict=True):
+        w.writerow([_cell(v) for v in row])
+    with atomic_write(path) as f:
+        f.write(text.getvalue().encode())
 
 
 def _cell(v: Any) -> str:
