@@ -390,10 +390,11 @@ def test_workers_started_together_share_one_parent_run(data_root, workdir):
     outputs = [p.communicate(timeout=240) for p in procs]
     for p, (_, err) in zip(procs, outputs, strict=True):
         assert p.returncode == 0, err
-        assert "Traceback" not in err, err
     runs = _experiment_runs(experiment)
     parents = [r for r in runs if r.data.tags.get("errorset.job") == "sweep"]
     assert len(parents) == 1, [r.info.run_id for r in parents]
+    # surplus trials (likely with three workers on three trials) are one line each
+    assert not [err for _, err in outputs if "Traceback" in err], outputs
     parent = parents[0].info.run_id
     study = _study(workdir)
     assert study.user_attrs["mlflow_parent_run_id"] == parent
@@ -409,7 +410,8 @@ def test_a_run_failed_in_optuna_by_another_worker_is_failed_in_mlflow(data_root,
     experiment = f"sweep-{uuid.uuid4().hex[:8]}"
     common = ["sweep.n_trials=5", "sweep.heartbeat_interval=1", "sweep.objectives=[clean_accuracy]"]
     slow = _args(data_root, workdir, experiment, *common, "sweep.trial_epochs=400", "sweep.trial_subset=0")
-    fast = _args(data_root, workdir, experiment, *common, "sweep.trial_epochs=2", "sweep.trial_subset=0")
+    # worker 1's trials (a few seconds each) must outlast the 2 s grace period after the kill
+    fast = _args(data_root, workdir, experiment, *common, "sweep.trial_epochs=10", "sweep.trial_subset=0")
     doomed = subprocess.Popen(_cli(slow), cwd=workdir, env=_env(), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     other = None
     try:

@@ -111,7 +111,13 @@ def _wait_for_workers(procs: list[subprocess.Popen]) -> list[int]:
             interrupts.check()
             time.sleep(0.1)
     except KeyboardInterrupt as e:  # interrupts.Interrupted, or a second signal raised in the sleep
-        _stop_workers(procs, getattr(e, "signum", signal.SIGINT))
+        try:
+            _stop_workers(procs, getattr(e, "signum", signal.SIGINT))
+        except KeyboardInterrupt:  # asked again while they stop: stop them now
+            for p in procs:
+                if p.poll() is None:
+                    p.kill()
+            raise
     return [p.returncode for p in procs]
 
 
@@ -146,7 +152,9 @@ def sweep(base: Config, *, worker: int = 0, progress: bool = True, spawned: bool
         interrupts.check()  # a stop request that came while waiting for the workers
     except KeyboardInterrupt:
         if not spawned and not runner.others_running(sw):
-            tracking.set_status(sw.parent_run_id, "KILLED", {"sweep.stopped_by": interrupts.stop_requested() or ""})
+            signum = interrupts.stop_requested()
+            by = signal.Signals(signum).name if signum else "KeyboardInterrupt"
+            tracking.set_status(sw.parent_run_id, "KILLED", {"sweep.stopped_by": by})
         raise
     if any(codes):
         log.warning("sweep workers ended with exit codes %s", codes)

@@ -242,6 +242,7 @@ def ensure_parent(sweep: Sweep) -> str:
     """The id of the sweep's parent MLflow run: made by the study's creator, waited for by the others."""
     from errorset import tracking
 
+    tracking.configure(sweep.cfg)  # run_exists below must look in the configured store
     # `mlflow run . -e sweep` opened a run for this process: it becomes the parent of a new study. Take it
     # out of the environment, or MLflow would hand it to the first trial's start_run (and to spawned workers).
     handed = os.environ.pop("MLFLOW_RUN_ID", None)
@@ -394,7 +395,7 @@ def others_running(sweep: Sweep) -> bool:
 
 
 class OneLineFailures(logging.Filter):
-    """Optuna's trial-failure warnings on one line: no traceback, and no "failed with value None" echo.
+    """Optuna's trial-failure warnings on one line: no traceback, and no "failed with value None." echo.
 
     A surplus or interrupted trial is expected; its traceback (and Optuna's second line) only buries
     the message. Real errors still show their type and message.
@@ -404,7 +405,7 @@ class OneLineFailures(logging.Filter):
         if not record.name.startswith("optuna"):
             return True
         msg = record.getMessage()
-        if " failed with value " in msg:
+        if msg.endswith(" failed with value None."):  # the echo of a failure already logged
             return False
         record.exc_info = None
         record.exc_text = None
