@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import json
 import os
@@ -171,6 +172,9 @@ def test_two_workers_share_one_study(data_root, workdir):
     )
     done = subprocess.run(_cli(args), cwd=workdir, env=_env(), capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr
+    # Optuna's surplus-trial warnings on one line each; the summary once, by the launcher
+    assert "Traceback" not in done.stderr, done.stderr
+    assert done.stdout.count("study errorset-sweep:") == 1, done.stdout
     study = optuna.load_study(study_name="errorset-sweep", storage=f"sqlite:///{workdir / 'study.db'}")
     complete = [t for t in study.trials if t.state == optuna.trial.TrialState.COMPLETE]
     assert len(complete) == 6
@@ -302,3 +306,243 @@ def test_a_study_remembers_its_objectives(data_root, workdir):
     sweep(base_config(data_root, workdir, "sweep.n_trials=1", "sweep.objectives=[clean_accuracy]"), progress=False)
     with pytest.raises(ConfigError, match=r"sweep\.objectives: study 'errorset-sweep' .* was made for objectives"):
         sweep(base_config(data_root, workdir, "sweep.n_trials=1"), progress=False)
+
+
+# --- workers started together, killed, interrupted (issue 11) ----------------------------------------------
+
+
+def _study(workdir: Path):
+    """The study as stored now, or None before any worker created it."""
+    try:
+        return optuna.load_study(study_name="errorset-sweep", storage=f"sqlite:///{workdir / 'study.db'}")
+    except KeyError:
+        return None
+
+
+def _running_trials(workdir: Path) -> list:
+    """The RUNNING trials that already opened their MLflow run."""
+    study = _study(workdir)
+    return [t for t in (study.trials if study else []) if t.state.name == "RUNNING" and "mlflow_run_id" in t.user_attrs]
+
+
+def _wait_until(condition, timeout: float, what: str, procs=()) -> None:
+    """Poll ``condition`` every 0.3 s; fail naming ``what`` after ``timeout`` s or when a process of ``procs`` ended."""
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        if condition():
+            return
+        ended = [p.returncode for p in procs if p.poll() is not None]
+        assert not ended, f"a process ended (exit codes {ended}) before {what}"
+        time.sleep(0.3)
+    raise AssertionError(f"timed out after {timeout} s waiting until {what}")
+
+
+def _children(pid: int) -> list[int]:
+    """The child processes of ``pid`` (Linux /proc)."""
+    path = Path(f"/proc/{pid}/task/{pid}/children")
+    return [int(c) for c in path.read_text().split()] if path.exists() else []
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    # a zombie has ended, only its exit status waits to be read
+    stat = Path(f"/proc/{pid}/stat")
+    return not (stat.exists() and stat.read_text().rsplit(")", 1)[1].split()[0] == "Z")
+
+
+def _kill_all(pids) -> None:
+    for pid in pids:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
+
+
+def _experiment_runs(experiment: str):
+    client = mlflow_client()
+    exp = client.get_experiment_by_name(experiment)
+    return client.search_runs([exp.experiment_id]) if exp else []
+
+
+def test_workers_started_together_share_one_parent_run(data_root, workdir):
+    experiment = f"sweep-{uuid.uuid4().hex[:8]}"
+    args = _args(
+        data_root,
+        workdir,
+        experiment,
+        "sweep.n_trials=3",
+        "sweep.objectives=[clean_accuracy]",
+        "sweep.trial_epochs=1",
+        "sweep.trial_subset=0",
+    )
+    procs = [
+        subprocess.Popen(
+            [*_cli(args), "--worker", str(i)],
+            cwd=workdir,
+            env=_env(),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for i in range(3)
+    ]
+    outputs = [p.communicate(timeout=240) for p in procs]
+    for p, (_, err) in zip(procs, outputs, strict=True):
+        assert p.returncode == 0, err
+    runs = _experiment_runs(experiment)
+    parents = [r for r in runs if r.data.tags.get("errorset.job") == "sweep"]
+    assert len(parents) == 1, [r.info.run_id for r in parents]
+    # surplus trials (likely with three workers on three trials) are one line each
+    assert not [err for _, err in outputs if "Traceback" in err], outputs
+    parent = parents[0].info.run_id
+    study = _study(workdir)
+    assert study.user_attrs["mlflow_parent_run_id"] == parent
+    trials = [r for r in runs if r.data.tags.get("errorset.job") == "sweep-trial"]
+    assert len(trials) >= 3 and {r.data.tags["mlflow.parentRunId"] for r in trials} == {parent}
+    assert sum(t.state.name == "COMPLETE" for t in study.trials) == 3
+    # workers started by hand each report, as before
+    assert all("study errorset-sweep:" in out for out, _ in outputs)
+
+
+def test_a_run_failed_in_optuna_by_another_worker_is_failed_in_mlflow(data_root, workdir):
+    """Optuna fails a dead worker's stale trial inside another worker's optimize loop; MLflow must follow."""
+    experiment = f"sweep-{uuid.uuid4().hex[:8]}"
+    common = ["sweep.n_trials=5", "sweep.heartbeat_interval=1", "sweep.objectives=[clean_accuracy]"]
+    slow = _args(data_root, workdir, experiment, *common, "sweep.trial_epochs=400", "sweep.trial_subset=0")
+    # worker 1's trials (a few seconds each) must outlast the 2 s grace period after the kill
+    fast = _args(data_root, workdir, experiment, *common, "sweep.trial_epochs=10", "sweep.trial_subset=0")
+    doomed = subprocess.Popen(_cli(slow), cwd=workdir, env=_env(), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    other = None
+    try:
+        _wait_until(lambda: _running_trials(workdir), 120, "the first worker ran a trial", [doomed])
+        (killed,) = _running_trials(workdir)
+        other = subprocess.Popen(
+            [*_cli(fast), "--worker", "1"],
+            cwd=workdir,
+            env=_env(),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        # kill the first worker once the second is inside its optimize loop (past its own stale-trial check)
+        _wait_until(
+            lambda: any(t.user_attrs.get("worker") == 1 for t in _study(workdir).trials), 120, "worker 1 ran a trial"
+        )
+        doomed.send_signal(signal.SIGKILL)
+        doomed.wait(timeout=30)
+        _, err = other.communicate(timeout=240)
+        assert other.returncode == 0, err
+    finally:
+        _kill_all(p.pid for p in (doomed, other) if p is not None and p.poll() is None)
+    study = _study(workdir)
+    assert {t.number: t for t in study.trials}[killed.number].state.name == "FAIL"
+    assert mlflow_client().get_run(killed.user_attrs["mlflow_run_id"]).info.status == "FAILED"
+    assert [r.info.run_id for r in _experiment_runs(experiment) if r.info.status == "RUNNING"] == []
+
+
+def test_sigterm_reaches_the_spawned_workers(data_root, workdir):
+    experiment = f"sweep-{uuid.uuid4().hex[:8]}"
+    args = _args(
+        data_root,
+        workdir,
+        experiment,
+        "sweep.n_trials=4",
+        "sweep.workers=2",
+        "sweep.objectives=[clean_accuracy]",
+        "sweep.trial_epochs=400",
+        "sweep.trial_subset=0",
+    )
+    proc = subprocess.Popen(
+        _cli(args), cwd=workdir, env=_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
+    workers: list[int] = []
+    try:
+        _wait_until(
+            lambda: {t.user_attrs.get("worker") for t in _running_trials(workdir)} == {0, 1},
+            120,
+            "both workers ran trials",
+            [proc],
+        )
+        workers = _children(proc.pid)
+        assert workers, "no worker process found"
+        proc.send_signal(signal.SIGTERM)  # the launcher only
+        _, err = proc.communicate(timeout=30)
+        deadline = time.time() + 5
+        while time.time() < deadline and any(_alive(pid) for pid in workers):
+            time.sleep(0.2)
+        assert not [pid for pid in workers if _alive(pid)], "a worker outlived the launcher"
+    finally:
+        _kill_all([*workers, proc.pid])
+    assert proc.returncode == 130, err
+    study = _study(workdir)
+    assert {t.state.name for t in study.trials} == {"FAIL"}
+    parent = mlflow_client().get_run(study.user_attrs["mlflow_parent_run_id"])
+    assert parent.info.status == "KILLED"
+    assert [r.info.run_id for r in _experiment_runs(experiment) if r.info.status == "RUNNING"] == []
+
+
+def test_an_interrupted_sweep_ends_its_parent_run_killed(data_root, workdir):
+    experiment = f"sweep-{uuid.uuid4().hex[:8]}"
+    args = _args(
+        data_root,
+        workdir,
+        experiment,
+        "sweep.n_trials=2",
+        "sweep.objectives=[clean_accuracy]",
+        "sweep.trial_epochs=400",
+        "sweep.trial_subset=0",
+    )
+    proc = subprocess.Popen(
+        _cli(args), cwd=workdir, env=_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
+    try:
+        _wait_until(lambda: _running_trials(workdir), 120, "the worker ran a trial", [proc])
+        proc.send_signal(signal.SIGTERM)
+        _, err = proc.communicate(timeout=30)
+    finally:
+        _kill_all([proc.pid] if proc.poll() is None else [])
+    assert proc.returncode == 130, err
+    assert "Traceback" not in err, err
+    study = _study(workdir)
+    assert mlflow_client().get_run(study.user_attrs["mlflow_parent_run_id"]).info.status == "KILLED"
+    (trial,) = study.trials
+    assert trial.state.name == "FAIL"
+    assert mlflow_client().get_run(trial.user_attrs["mlflow_run_id"]).info.status == "KILLED"
+
+
+def test_a_dead_spawned_worker_fails_the_parent_run(data_root, workdir):
+    """SIGKILL of a spawned worker mid-trial: its trial holds a place, the study ends incomplete, exit 2."""
+    experiment = f"sweep-{uuid.uuid4().hex[:8]}"
+    args = _args(
+        data_root,
+        workdir,
+        experiment,
+        "sweep.n_trials=2",
+        "sweep.workers=2",
+        "sweep.objectives=[clean_accuracy]",
+        "sweep.pruner=none",
+        "sweep.trial_epochs=150",
+        "sweep.trial_subset=0",
+    )
+    proc = subprocess.Popen(
+        _cli(args), cwd=workdir, env=_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
+    workers: list[int] = []
+    try:
+        _wait_until(
+            lambda: 1 in {t.user_attrs.get("worker") for t in _running_trials(workdir)},
+            120,
+            "the spawned worker ran a trial",
+            [proc],
+        )
+        workers = _children(proc.pid)
+        for pid in workers:
+            os.kill(pid, signal.SIGKILL)
+        _, err = proc.communicate(timeout=120)
+    finally:
+        _kill_all([*workers, proc.pid])
+    assert proc.returncode == 2, err
+    assert "sweep.workers: worker processes failed (exit codes [-9])" in err
+    study = _study(workdir)
+    assert mlflow_client().get_run(study.user_attrs["mlflow_parent_run_id"]).info.status == "FAILED"

@@ -143,6 +143,8 @@ def build_parser() -> argparse.ArgumentParser:
         "study. Writes summary.json, trials.csv and figures to sweep.output_dir.",
     )
     p.add_argument("--worker", type=int, default=0, help="this worker's number (its sampler seed is seed + N)")
+    # set by sweep.workers for the workers it starts: trials only, the launcher reports
+    p.add_argument("--spawned", action="store_true", help=argparse.SUPPRESS)
     p.set_defaults(func=_cmd_sweep)
 
     _add_corruption_commands(add)
@@ -255,7 +257,9 @@ def _cmd_sweep(args: argparse.Namespace) -> int:
 
     path = args.params if args.params is not None else ("params.yaml" if Path("params.yaml").is_file() else None)
     base = load_config(path, args.overrides, resolve_profile=False)
-    result = sweep(base, worker=args.worker, progress=not args.no_progress)
+    result = sweep(base, worker=args.worker, progress=not args.no_progress, spawned=args.spawned)
+    if args.spawned:
+        return 0
     s = result.summary
     print(f"study {s['study']}: " + ", ".join(f"{k} {v}" for k, v in s["trials"].items() if v))
     for t in s.get("best") or s.get("pareto_front") or []:

@@ -2,31 +2,35 @@
 
 Protocol, so that several processes (on one machine or many) can share a study:
 
-* the study is created on first use (``load_if_exists``) and remembers its
-  objectives; a worker with other objectives is refused;
-* the first worker creates the sweep's parent MLflow run and stores its id in
-  the study; a worker that loses a creation race deletes its own parent and
-  adopts the stored one; every trial nests under the stored parent;
+* the worker that creates the study (``create_study`` succeeds; the others get
+  ``DuplicatedStudyError`` and load it) stores its objectives and creates the
+  sweep's parent MLflow run, whose id it stores in the study; the others wait
+  for that id (a worker with other objectives is refused), so workers started
+  together share one parent; every trial nests under it;
 * the study stops at ``sweep.n_trials`` completed or pruned trials; a trial
   that finds ``n_trials`` trials already running or done before it (a race
   between workers) ends at once as a FAIL marked ``surplus``;
 * with a database storage, a trial whose worker died stops sending heartbeats;
   the next worker to look fails it (its MLflow run too) and re-queues its
-  parameters, so re-running ``errorset sweep`` completes the study.
+  parameters, so re-running ``errorset sweep`` completes the study; every trial
+  start also fails the MLflow run of any FAIL trial still RUNNING there (Optuna
+  fails stale trials itself inside ``optimize``, without telling MLflow).
 """
 
 from __future__ import annotations
 
 import logging
 import os
-from dataclasses import dataclass
+import socket
+import time
+from dataclasses import dataclass, field
 from typing import Any
 
 import torch
 
 from errorset import interrupts
 from errorset.config import Config, resolve
-from errorset.errors import ConfigError, TrainingDiverged
+from errorset.errors import ConfigError, ErrorsetError, TrainingDiverged
 from errorset.measure.common import measurement_precision
 from errorset.sweep.objectives import OBJECTIVES, Objective, check_settings
 from errorset.sweep.space import Param, check_space, parse_fixed, parse_space, trial_config
@@ -36,6 +40,10 @@ log = logging.getLogger(__name__)
 
 PARENT_ATTR = "mlflow_parent_run_id"
 OBJECTIVES_ATTR = "objectives"
+#: "host:pid" of the worker that created the study (and is creating its parent run)
+CREATOR_ATTR = "creator"
+#: how long a worker waits for the study's creator to store the parent run id
+PARENT_WAIT_S = 60.0
 PRUNERS = ("median", "none")
 SAMPLERS = ("tpe", "random")
 
@@ -58,6 +66,10 @@ class Sweep:
     parent_run_id: str = ""
     #: this process's worker number (sampler seed = seed + worker)
     worker: int = 0
+    #: whether this process created the study (and so its parent run)
+    created: bool = False
+    #: FAIL trials whose MLflow run is known not to be RUNNING (see :func:`fail_orphaned_runs`)
+    checked_failures: set[int] = field(default_factory=set)
 
     @property
     def trial_recipe(self) -> dict[str, Any]:
@@ -137,25 +149,25 @@ def prepare(base: Config, *, worker: int = 0) -> Sweep:
     pruner = (
         optuna.pruners.MedianPruner(n_startup_trials=2, n_warmup_steps=1) if use_pruner else optuna.pruners.NopPruner()
     )
+    created = True
     try:
+        # Not load_if_exists: exactly one worker learns that it made the study, and only it makes the parent run.
         study = optuna.create_study(
             study_name=s.study_name,
             storage=storage,
             directions=[o.direction for o in objectives],
             sampler=sampler,
             pruner=pruner,
-            load_if_exists=True,
+            load_if_exists=False,
         )
-    except ValueError as e:
-        raise ConfigError(f"sweep.study_name: {s.study_name!r} cannot be loaded with these objectives ({e})") from None
-    stored = study.user_attrs.get(OBJECTIVES_ATTR)
-    if stored is None:
+    except optuna.exceptions.DuplicatedStudyError:
+        created = False
+        study = optuna.load_study(study_name=s.study_name, storage=storage, sampler=sampler, pruner=pruner)
+    if created:
+        study.set_user_attr(CREATOR_ATTR, _me())  # first: a worker that sees the objectives sees the creator
         study.set_user_attr(OBJECTIVES_ATTR, s.objectives)
-    elif list(stored) != list(s.objectives):
-        raise ConfigError(
-            f"sweep.objectives: study {s.study_name!r} in {describe(s.storage or 'the default storage')} was made "
-            f"for objectives {list(stored)}, not {s.objectives}; use the same objectives or another sweep.study_name"
-        )
+    else:
+        _check_objectives(study, cfg, objectives, wait=PARENT_WAIT_S)
     sweep = Sweep(
         base=base,
         cfg=cfg,
@@ -165,40 +177,147 @@ def prepare(base: Config, *, worker: int = 0) -> Sweep:
         storage=storage,
         study=study,
         worker=worker,
+        created=created,
     )
     sweep.parent_run_id = ensure_parent(sweep)
     return sweep
 
 
+def _me() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
+def _creator_gone(attrs: dict[str, Any]) -> bool:
+    """True when the study's creator evidently died: it ran on this host and its process is gone.
+
+    A study without a creator (made by Optuna directly, or by an older errorset) has none to wait for.
+    """
+    if CREATOR_ATTR not in attrs:
+        return True
+    host, _, pid = str(attrs.get(CREATOR_ATTR, "")).rpartition(":")
+    if host != socket.gethostname() or not pid.isdigit():
+        return False  # another machine's process (or an older errorset): cannot tell, keep waiting
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:  # alive, another user's
+        return False
+    return False
+
+
+def _user_attrs(study: Any) -> dict[str, Any]:
+    """The study's user attrs as stored now (``study.user_attrs`` of a loaded study is read afresh each time)."""
+    return dict(study.user_attrs)
+
+
+def _check_objectives(study: Any, cfg: Config, objectives: list[Objective], *, wait: float) -> None:
+    """Refuse a study made for other objectives (waiting briefly for its creator to store them)."""
+    s = cfg.sweep
+    deadline = time.monotonic() + wait
+    stored = _user_attrs(study).get(OBJECTIVES_ATTR)
+    # the creator stores them right after create_study: a worker started at the same moment may look first
+    while stored is None and time.monotonic() < deadline:
+        attrs = _user_attrs(study)
+        if CREATOR_ATTR in attrs and _creator_gone(attrs):
+            break
+        time.sleep(0.2)
+        stored = _user_attrs(study).get(OBJECTIVES_ATTR)
+    if stored is None:
+        study.set_user_attr(OBJECTIVES_ATTR, s.objectives)  # a study made by other means, or an older errorset
+    elif list(stored) != list(s.objectives):
+        raise ConfigError(
+            f"sweep.objectives: study {s.study_name!r} in {describe(s.storage or 'the default storage')} was made "
+            f"for objectives {list(stored)}, not {s.objectives}; use the same objectives or another sweep.study_name"
+        )
+    directions = [o.direction for o in objectives]
+    if [d.name.lower() for d in study.directions] != directions:
+        raise ConfigError(
+            f"sweep.study_name: {s.study_name!r} cannot be loaded with these objectives "
+            f"(its directions are {[d.name.lower() for d in study.directions]}, not {directions})"
+        )
+
+
 def ensure_parent(sweep: Sweep) -> str:
-    """The id of the sweep's parent MLflow run, created by whichever worker comes first."""
+    """The id of the sweep's parent MLflow run: made by the study's creator, waited for by the others."""
+    from errorset import tracking
+
+    tracking.configure(sweep.cfg)  # run_exists below must look in the configured store
+    # `mlflow run . -e sweep` opened a run for this process: it becomes the parent of a new study. Take it
+    # out of the environment, or MLflow would hand it to the first trial's start_run (and to spawned workers).
+    handed = os.environ.pop("MLFLOW_RUN_ID", None)
+    existing = None if sweep.created else _wait_for_parent(sweep)
+    if existing:
+        if handed:
+            tracking.set_tags(handed, {"errorset.job": "sweep-worker", "sweep.parent_run_id": existing})
+        return existing
+    return _make_parent(sweep, handed, adopt=not sweep.created)
+
+
+def _make_parent(sweep: Sweep, handed: str | None, *, adopt: bool) -> str:
+    """Create (or take ``handed`` as) the parent run and store its id in the study.
+
+    ``adopt``: the creator died or the stored parent was deleted, so other workers may be doing the same:
+    store, re-read, and give way to whichever id was stored last.
+    """
     import optuna
 
     from errorset import tracking
 
     study, cfg = sweep.study, sweep.cfg
-    # `mlflow run . -e sweep` opened a run for this process: it becomes the parent of a new study. Take it
-    # out of the environment, or MLflow would hand it to the first trial's start_run (and to spawned workers).
-    handed = os.environ.pop("MLFLOW_RUN_ID", None)
-    existing = study.user_attrs.get(PARENT_ATTR)
-    if existing and tracking.run_exists(existing):
-        if handed:
-            tracking.set_tags(handed, {"errorset.job": "sweep-worker", "sweep.parent_run_id": existing})
-        return str(existing)
     mine = handed or tracking.create_run(
         cfg,
         run_name=f"sweep/{cfg.sweep.study_name}",
         tags={"errorset.job": "sweep", "optuna.study": cfg.sweep.study_name, "dataset": cfg.data.name},
     )
     study.set_user_attr(PARENT_ATTR, mine)
-    stored = optuna.load_study(study_name=study.study_name, storage=sweep.storage).user_attrs.get(PARENT_ATTR)
-    if stored != mine:  # another worker stored its parent after us: use that one
-        if not handed:
-            tracking.delete_run(mine)
-        return str(stored)
+    if adopt:
+        stored = optuna.load_study(study_name=study.study_name, storage=sweep.storage).user_attrs.get(PARENT_ATTR)
+        if stored != mine:  # another worker stored its parent after us: use that one
+            if not handed:
+                tracking.delete_run(mine)
+            return str(stored)
     if handed:
         tracking.set_tags(mine, {"errorset.job": "sweep", "optuna.study": cfg.sweep.study_name})
     return mine
+
+
+def _wait_for_parent(sweep: Sweep) -> str | None:
+    """The parent run id the study's creator stored, or None when this worker should make it.
+
+    Polls for up to :data:`PARENT_WAIT_S` seconds; None (with a warning) when the creator evidently
+    died before storing it, or the stored run was deleted.
+    """
+    from errorset import tracking
+
+    s = sweep.cfg.sweep
+    deadline = time.monotonic() + PARENT_WAIT_S
+    while True:
+        attrs = _user_attrs(sweep.study)
+        parent = attrs.get(PARENT_ATTR)
+        if parent:
+            if tracking.run_exists(parent):
+                return str(parent)
+            log.warning(
+                "sweep.study_name: the parent MLflow run %s of study %r was deleted; making a new one",
+                parent,
+                s.study_name,
+            )
+            return None
+        if _creator_gone(attrs):
+            log.warning(
+                "sweep.study_name: the worker that created study %r (%s) died before making its parent MLflow "
+                "run; making it here",
+                s.study_name,
+                attrs.get(CREATOR_ATTR, "unknown"),
+            )
+            return None
+        if time.monotonic() >= deadline:
+            raise ErrorsetError(
+                f"sweep.study_name: study {s.study_name!r} has no parent MLflow run after {PARENT_WAIT_S:.0f} s; "
+                f"its creator ({attrs.get(CREATOR_ATTR, 'unknown')}) is still making it or hangs"
+            )
+        time.sleep(0.2)
 
 
 def finished_count(study: Any) -> int:
@@ -233,6 +352,75 @@ def fail_stale_trials(sweep: Sweep) -> list[int]:
     return [t.number for t in failed]
 
 
+def fail_orphaned_runs(sweep: Sweep) -> list[int]:
+    """Mark FAILED the MLflow run of every FAIL trial whose run is still RUNNING; the trial numbers.
+
+    Optuna fails a stale trial itself (before each trial of ``optimize``) without telling MLflow, and a
+    worker killed outright never ends its run. Trials already looked at are remembered in
+    ``sweep.checked_failures``, so each trial start costs one query of the study's FAIL trials.
+    """
+    from optuna.trial import TrialState
+
+    from errorset import tracking
+
+    fixed = []
+    for t in sweep.study.get_trials(deepcopy=False, states=(TrialState.FAIL,)):
+        if t.number in sweep.checked_failures:
+            continue
+        sweep.checked_failures.add(t.number)
+        run_id = t.user_attrs.get("mlflow_run_id")
+        if not run_id or not tracking.run_exists(run_id) or tracking.run_status(run_id) != "RUNNING":
+            continue
+        reason = t.system_attrs.get("fail_reason") or "worker stopped (its trial was failed by Optuna)"
+        tracking.set_status(run_id, "FAILED", {"optuna.state": "FAIL", "failure": str(reason)[:5000]})
+        fixed.append(t.number)
+    return fixed
+
+
+def others_running(sweep: Sweep) -> bool:
+    """True when another worker still runs a trial of the study (RUNNING, with a live heartbeat).
+
+    Called after this process's own trials ended. With a journal storage (no heartbeats) every
+    RUNNING trial counts: a dead worker cannot be told from a live one.
+    """
+    from optuna.trial import TrialState
+
+    running = {t._trial_id for t in sweep.study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))}
+    if not running:
+        return False
+    stale = getattr(sweep.storage, "_get_stale_trial_ids", None)  # RDBStorage's heartbeat bookkeeping
+    if stale is None or sweep.storage.get_heartbeat_interval() is None:
+        return True
+    return bool(running - set(stale(sweep.study._study_id)))
+
+
+class OneLineFailures(logging.Filter):
+    """Optuna's trial-failure warnings on one line: no traceback, and no "failed with value None." echo.
+
+    A surplus or interrupted trial is expected; its traceback (and Optuna's second line) only buries
+    the message. Real errors still show their type and message.
+    """
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if not record.name.startswith("optuna"):
+            return True
+        msg = record.getMessage()
+        if msg.endswith(" failed with value None."):  # the echo of a failure already logged
+            return False
+        record.exc_info = None
+        record.exc_text = None
+        record.stack_info = None
+        return True
+
+
+def quiet_optuna_failures() -> None:
+    """Install :class:`OneLineFailures` on the handlers of Optuna's logger (once)."""
+    optuna_log = logging.getLogger("optuna")
+    for handler in optuna_log.handlers:
+        if not any(isinstance(f, OneLineFailures) for f in handler.filters):
+            handler.addFilter(OneLineFailures())
+
+
 def held_out(cfg: Config) -> tuple[torch.Tensor, torch.Tensor]:
     """The training images every trial holds out, on which the objectives are measured."""
     from errorset.data import holdout_split, load_dataset
@@ -252,6 +440,7 @@ def run_worker(sweep: Sweep, *, progress: bool = True) -> None:
     from errorset.runtime import make_generator, pick_device
 
     cfg, s, study = sweep.cfg, sweep.cfg.sweep, sweep.study
+    quiet_optuna_failures()
     stale = fail_stale_trials(sweep)
     if stale:
         log.warning("trials %s of a stopped worker were failed and re-queued", stale)
@@ -264,6 +453,9 @@ def run_worker(sweep: Sweep, *, progress: bool = True) -> None:
 
     def objective(trial: Any) -> Any:
         interrupts.check()  # no new trial after a stop request
+        orphaned = fail_orphaned_runs(sweep)
+        if orphaned:
+            log.warning("trials %s had failed in Optuna; their MLflow runs are now marked FAILED", orphaned)
         if _taken_before(study, trial.number) >= s.n_trials:
             trial.set_user_attr("surplus", True)
             study.stop()
