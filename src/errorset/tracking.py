@@ -8,7 +8,8 @@ Every training and evaluation run goes through :func:`start_run`, which
   opened a run for this process, which is then used);
 * marks the run FAILED when the body raises and KILLED on Ctrl-C / SIGTERM,
   FINISHED otherwise;
-* logs the resolved config (flattened params and ``config.yaml``) and the
+* tags the experiment as a machine-learning one (``mlflow.experimentKind``);
+* logs (with :meth:`Run.log_config`) the resolved config as ``config.yaml`` and the
   git commit.
 
 A store that cannot be used (a server that does not answer, a read-only or
