@@ -73,3 +73,13 @@ def mlflow_client():
     from mlflow.tracking import MlflowClient
 
     return MlflowClient(os.environ["MLFLOW_TRACKING_URI"])
+
+
+def logged_config(run_id: str) -> dict:
+    """The ``config.yaml`` artifact of an MLflow run, parsed (the whole config; params hold the defining few)."""
+    import tempfile
+
+    import yaml
+
+    with tempfile.TemporaryDirectory() as tmp:
+        return yaml.safe_load(Path(mlflow_client().download_artifacts(run_id, "config.yaml", tmp)).read_text())

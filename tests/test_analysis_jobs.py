@@ -16,7 +16,7 @@ from errorset.jobs.report import report
 from errorset.jobs.train import train
 from errorset.measure.table import read_table
 
-from .conftest import make_config, mlflow_client
+from .conftest import logged_config, make_config, mlflow_client
 
 
 @pytest.fixture(scope="module")
@@ -70,12 +70,15 @@ def test_analyze_writes_the_per_image_table_and_logs_it(data_root, workdir, trai
     assert rec["n"] == 12 and rec["lo"] <= rec["median"] <= rec["hi"] and rec["level"] == 0.95
     assert summary["distance_ratio"]["n"] == int(ok.sum())
     run = mlflow_client().get_run(result.run_id)
-    assert run.info.run_name == "digits/mlp/gaussian-0.5/analyze"
+    assert run.info.run_name == "gaussian-0.5 · analyze · digits/mlp"
     assert run.data.tags["train_run_id"] == m.run_id
-    assert run.data.params["analyze.samples"] == "1000" and run.data.params["profile"] == "smoke"
-    assert run.data.metrics["sigma_at_mu/median"] == pytest.approx(rec["median"])
-    assert run.data.metrics["sigma_at_mu/hi"] == pytest.approx(rec["hi"])
-    assert run.data.metrics["mean_error_rate/sigma_0.1"] == pytest.approx(summary["mean_error_rate"]["0.1"])
+    assert run.data.params["profile"] == "smoke"  # the rest of the config is config.yaml
+    logged = logged_config(result.run_id)
+    assert logged["analyze"]["samples"] == 1000
+    assert run.data.metrics["median_sigma_0.01"] == pytest.approx(rec["median"])
+    assert run.data.metrics["detail/sigma_at_mu/median"] == pytest.approx(rec["median"])
+    assert run.data.metrics["detail/sigma_at_mu/hi"] == pytest.approx(rec["hi"])
+    assert run.data.metrics["detail/mean_error_rate/sigma_0.1"] == pytest.approx(summary["mean_error_rate"]["0.1"])
     artifacts = {a.path for a in mlflow_client().list_artifacts(result.run_id)}
     assert {
         "figure2_sigma_vs_distance.png",
@@ -108,6 +111,13 @@ def test_attack_accuracy_falls_with_eps_and_is_logged(data_root, workdir, traine
     assert saved["restarts"] == 2 and saved["scoring"] == "broken if any iterate of any restart is misclassified"
     metrics = mlflow_client().get_run(result.run_id).data.metrics
     assert metrics[metric_key("linf", 8 / 255)] == pytest.approx(linf[2])
+    assert metrics["pgd_linf_0.0314"] == pytest.approx(linf[2]) and metrics["pgd_l2_0.5"] == pytest.approx(
+        result.results["l2"][0]["accuracy"]
+    )
+    assert json.loads((workdir / "rep/attack_metrics.json").read_text()) == {
+        "pgd_linf_0.0314": linf[2],
+        "pgd_l2_0.5": result.results["l2"][0]["accuracy"],
+    }
 
 
 def test_report_combines_models_into_the_papers_figures(data_root, workdir, trained_models):

@@ -91,5 +91,5 @@ def test_prepare_and_train_from_an_imagefolder_archive(capsys, workdir, tmp_path
     code, out, _ = run_cli(capsys, "train", *args)
     assert code == 0
     run_id = re.search(r"mlflow run id: ([0-9a-f]{32})", out).group(1)
-    assert mlflow_client().get_run(run_id).info.run_name == "imagefolder/linear/clean"
+    assert mlflow_client().get_run(run_id).info.run_name == "clean · train · imagefolder/linear"
     assert (workdir / "models/imagefolder/linear/clean/model.pt").exists()

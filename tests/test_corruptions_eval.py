@@ -134,18 +134,29 @@ def test_eval_corruptions_job_writes_files_equal_to_its_mlflow_run(data_root, wo
     )
     result = eval_corruptions(cfg, progress=False)
     out = workdir / "reports/c"
-    files = {"metrics.json", "accuracy.json", "accuracy.csv", "summary.csv", "heatmap.png", "gallery.png"}
+    files = {
+        "metrics.json",
+        "summary.json",
+        "accuracy.json",
+        "accuracy.csv",
+        "summary.csv",
+        "heatmap.png",
+        "gallery.png",
+    }
     assert {p.name for p in out.iterdir()} == files
-    metrics = json.loads((out / "metrics.json").read_text())
+    metrics = json.loads((out / "summary.json").read_text())
+    # the DVC metrics file: the headline number only (no baseline, so no mCE)
+    assert json.loads((out / "metrics.json").read_text()) == {"corruption_all": metrics["memory"]["all"]}
     assert metrics["n_images"] == 48 and metrics["table"] == "cifar10"
     run = mlflow_client().get_run(result.run_id)
     logged = run.data.metrics
-    assert run.info.run_name == "digits/mlp/clean/corruptions" and run.info.status == "FINISHED"
+    assert run.info.run_name == "clean · eval-corruptions · digits/mlp" and run.info.status == "FINISHED"
     assert run.data.tags["errorset.job"] == "eval-corruptions"
     # every number in the files is the logged metric of the same name
     rows = list(csv.DictReader((out / "accuracy.csv").read_text().splitlines()))
     assert len(rows) == 3 * 4 * 3
-    prefix = {"memory": "corruption", "png": "corruption_png", "jpeg": "corruption_jpeg"}
+    assert logged["corruption_all"] == pytest.approx(metrics["memory"]["all"])
+    prefix = {"memory": "detail/corruption", "png": "detail/corruption_png", "jpeg": "detail/corruption_jpeg"}
     for r in rows:
         assert logged[f"{prefix[r['format']]}/{r['corruption']}/{r['severity']}"] == pytest.approx(float(r["accuracy"]))
     for fmt, p in prefix.items():
@@ -182,7 +193,9 @@ def test_eval_corruptions_job_writes_files_equal_to_its_mlflow_run(data_root, wo
     )
     second = eval_corruptions(cfg2, progress=False)
     assert second.metrics["corruption/mce"] == pytest.approx(100.0)
-    assert mlflow_client().get_run(second.run_id).data.metrics["corruption_ce/fog"] == pytest.approx(100.0)
+    logged = mlflow_client().get_run(second.run_id).data.metrics
+    assert logged["mce"] == pytest.approx(100.0) and logged["detail/corruption_ce/fog"] == pytest.approx(100.0)
+    assert json.loads((workdir / "reports/c2/metrics.json").read_text())["mce"] == pytest.approx(100.0)
 
 
 def test_make_corruptions_then_evaluate_the_released_files(data_root, workdir, digits_model, capsys):
@@ -201,7 +214,7 @@ def test_make_corruptions_then_evaluate_the_released_files(data_root, workdir, d
     code = main(["eval-corruptions", *common, *extra])
     out = capsys.readouterr().out
     assert code == 0 and re.search(r"png: 0\.\d{4}; released: 0\.\d{4}", out), out
-    metrics = json.loads((workdir / "rep/metrics.json").read_text())
+    metrics = json.loads((workdir / "rep/summary.json").read_text())
     assert metrics["released"]["per_corruption"] == pytest.approx(metrics["png"]["per_corruption"])
 
 
@@ -230,8 +243,14 @@ def test_compare_corruptions_reads_variants_and_logs_the_bar_chart(data_root, wo
     )
     assert (workdir / "reports/corruptions/bars.png").is_file()
     logged = mlflow_client().get_run(result.run_id).data.metrics
-    assert logged["gaussian-0.4/corruption/all"] == pytest.approx(0.75)
-    assert logged["gaussian-0.4/corruption/mce"] == pytest.approx(50.0)
+    assert logged["gaussian-0.4/corruption_all"] == pytest.approx(0.75)
+    assert logged["gaussian-0.4/mce"] == pytest.approx(50.0)
+    assert logged["detail/gaussian-0.4/corruption/mce"] == pytest.approx(50.0)
+    compared = json.loads((workdir / "reports/corruptions/metrics.json").read_text())
+    assert compared == {
+        "clean": {"corruption_all": pytest.approx(0.5), "mce": pytest.approx(100.0)},
+        "gaussian-0.4": {"corruption_all": pytest.approx(0.75), "mce": pytest.approx(50.0)},
+    }
     assert "corruption_bars.png" in {a.path for a in mlflow_client().list_artifacts(result.run_id)}
 
 

@@ -23,8 +23,14 @@ def test_evaluate_writes_dvc_files_and_an_mlflow_run(data_root, workdir):
         "eval.n_images=0",
     )
     result = evaluate(cfg, progress=False)
-    metrics = json.loads((workdir / "reports/g/metrics.json").read_text())
+    metrics = json.loads((workdir / "reports/g/evaluate.json").read_text())
     assert metrics == result.metrics
+    # the DVC metrics file holds the headline numbers only
+    headline = json.loads((workdir / "reports/g/metrics.json").read_text())
+    assert headline == {
+        "clean_accuracy": metrics["clean_accuracy"],
+        "accuracy_sigma_0.1": metrics["noise_accuracy"]["0.1"],
+    }
     assert metrics["n_images"] == 360 and metrics["trials"] == 3
     assert set(metrics["noise_accuracy"]) == {"0", "0.1", "0.5"}
     # sigma 0 is the clean accuracy; heavy noise hurts
@@ -37,12 +43,13 @@ def test_evaluate_writes_dvc_files_and_an_mlflow_run(data_root, workdir):
     assert float(rows[2]["accuracy"]) == pytest.approx(metrics["noise_accuracy"]["0.5"])
 
     run = mlflow_client().get_run(result.run_id)
-    assert run.info.run_name == "digits/mlp/gaussian-0.4/evaluate"
+    assert run.info.run_name == "gaussian-0.4 · evaluate · digits/mlp"
     # parameters describe the evaluated model, not the evaluation command's defaults
     assert run.data.params["train.mode"] == "gaussian" and run.data.params["train.sigma_max"] == "0.4"
     assert run.data.tags["train_run_id"] == trained.run_id
     assert run.data.metrics["clean_accuracy"] == pytest.approx(metrics["clean_accuracy"])
-    assert run.data.metrics["noise_accuracy/sigma_0.5"] == pytest.approx(metrics["noise_accuracy"]["0.5"])
+    assert run.data.metrics["accuracy_sigma_0.1"] == pytest.approx(metrics["noise_accuracy"]["0.1"])
+    assert run.data.metrics["detail/noise_accuracy/sigma_0.5"] == pytest.approx(metrics["noise_accuracy"]["0.5"])
     artifacts = {a.path for a in mlflow_client().list_artifacts(result.run_id)}
     assert {"noise_accuracy.png", "noise_accuracy.json", "metrics.json", "config.yaml"} <= artifacts
 

@@ -93,12 +93,7 @@ def test_dvc_repro_runs_the_pipeline_and_records_everything(project: Path):
         "sweep": 1,
         "sweep-trial": 2,
     }
-    assert {r.data.tags["mlflow.runName"] for r in by_job["train"]} == {
-        "digits/mlp/clean",
-        "digits/mlp/gaussian-0.1",
-        "digits/mlp/gaussian-0.4",
-        "digits/mlp/adversarial-linf-0.0314",
-    }
+    assert {r.data.tags["mlflow.runName"] for r in by_job["train"]} == {f"{v} · train · digits/mlp" for v in variants}
     for r in by_job["train"]:
         assert r.info.status == "FINISHED"
         assert r.data.params["data.md5"] == data_out["md5"]  # the dataset's DVC hash is in every run
@@ -114,7 +109,7 @@ def test_dvc_repro_runs_the_pipeline_and_records_everything(project: Path):
     summary = json.loads((project / "reports/summary/summary.json").read_text())
     assert set(summary) == set(variants)
     # every variant under the corruptions, in memory, stored, and from the CIFAR-10-C-format files; mCE vs clean
-    compared = json.loads((project / "reports/corruptions/metrics.json").read_text())
+    compared = json.loads((project / "reports/corruptions/comparison.json").read_text())
     formats = ("memory", "png", "jpeg", "released")
     assert set(compared) == {f"{v}/{f}" for v in variants for f in formats}
     assert all(compared[f"clean/{f}"]["mce"] == pytest.approx(100.0) for f in formats)
@@ -122,6 +117,9 @@ def test_dvc_repro_runs_the_pipeline_and_records_everything(project: Path):
         assert 0.0 < compared[f"{v}/memory"]["all"] < compared[f"{v}/memory"]["clean"]
     assert (project / "reports/summary/figure2_sigma_vs_distance.png").stat().st_size > 10_000
 
+    # `dvc metrics show` holds the headline numbers only: lines that fit a wide terminal
+    shown = _run([str(BIN / "dvc"), "metrics", "show"], project, env).stdout
+    assert max(len(line) for line in shown.splitlines()) < 400, shown
     assert "Data and pipelines are up to date" in _run([str(BIN / "dvc"), "status"], project, env).stdout
     # A parameter change invalidates exactly the stages that depend on it.
     params = yaml.safe_load((project / "params.yaml").read_text())
@@ -167,6 +165,7 @@ def test_every_mlflow_run_entry_point_runs_as_documented(tmp_path: Path):
         "eval-corruptions": few,
         "make-corruptions": few,
         "compare-corruptions": f"{few} corruptions.compare=[reports/digits/mlp/clean/corruptions]",
+        "summary": "report.inputs=[reports/digits/mlp/clean]",
         "sweep": "sweep.n_trials=2 sweep.validation_images=200 sweep.objectives=[clean_accuracy]",
     }
     assert set(sets) == set(_entry_points()), "a new MLproject entry point needs a line here"
@@ -178,7 +177,7 @@ def test_every_mlflow_run_entry_point_runs_as_documented(tmp_path: Path):
     run("prepare")
     run("train")  # -> models/digits/mlp/clean/model.pt, which the measuring entries find by default
     chains = [
-        ["evaluate", "analyze", "attack", "report"],
+        ["evaluate", "analyze", "attack", "report", "summary"],
         ["main", "eval-corruptions", "compare-corruptions", "make-corruptions", "sweep"],
     ]
     with concurrent.futures.ThreadPoolExecutor(len(chains)) as pool:
@@ -198,8 +197,10 @@ def test_every_mlflow_run_entry_point_runs_as_documented(tmp_path: Path):
 
     train, main = opened["train"], opened["main"]
     model = proj / "models/digits/mlp/clean/model.pt"
-    assert train.data.tags["mlflow.runName"] == "digits/mlp/clean" and _model_run_id(model) == train.info.run_id
-    assert main.data.tags["mlflow.runName"] == "digits/mlp/gaussian-0.1"
+    assert (
+        train.data.tags["mlflow.runName"] == "clean · train · digits/mlp" and _model_run_id(model) == train.info.run_id
+    )
+    assert main.data.tags["mlflow.runName"] == "gaussian-0.1 · train · digits/mlp"
     assert {m.step for m in client.get_metric_history(train.info.run_id, "test_accuracy")} == {0, 1}
     for entry in ("evaluate", "analyze", "attack", "eval-corruptions"):
         r = opened[entry]

@@ -11,7 +11,7 @@ from errorset.jobs import train as train_job
 from errorset.models import load_model
 from errorset.train.checkpoint import TrainState
 
-from .conftest import make_config, mlflow_client
+from .conftest import logged_config, make_config, mlflow_client
 
 
 def metric_steps(run_id: str, key: str) -> list[int]:
@@ -39,12 +39,13 @@ def test_training_run_is_fully_logged_to_mlflow(data_root, workdir):
     result = train_job.train(cfg, progress=False)
     run = mlflow_client().get_run(result.run_id)
     assert run.info.status == "FINISHED"
-    assert run.info.run_name == "digits/mlp/gaussian-0.4"
+    assert run.info.run_name == "gaussian-0.4 · train · digits/mlp"
     p = run.data.params
     assert p["train.mode"] == "gaussian" and p["train.sigma_max"] == "0.4"
-    assert p["model.name"] == "mlp" and p["profile"] == "smoke" and p["train.epochs"] == "3"
+    assert p["model.name"] == "mlp" and p["profile"] == "smoke"
     assert p["data.md5"] == file_md5(data_root / "digits.npz")
-    assert p["train.milestones"] == "[1]"
+    logged = logged_config(result.run_id)
+    assert logged["train"]["epochs"] == 3 and logged["train"]["milestones"] == [1]  # the rest of the config
     assert run.data.tags["mode"] == "gaussian" and run.data.tags["dataset"] == "digits"
     assert run.data.tags["model"] == "mlp"
     for key in ("train_loss", "train_accuracy", "test_accuracy", "lr"):
@@ -68,7 +69,7 @@ def test_adversarial_training_runs_and_is_named(data_root, workdir):
     cfg = make_config(data_root, "train.mode=adversarial", "train.epochs=1", "tracking.log_model=false")
     result = train_job.train(cfg, progress=False)
     run = mlflow_client().get_run(result.run_id)
-    assert run.info.run_name == "digits/mlp/adversarial-linf-0.0314"
+    assert run.info.run_name == "adversarial-linf-0.0314 · train · digits/mlp"
     assert run.data.params["train.adversarial.eps"] == str(8 / 255)
 
 

@@ -133,6 +133,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=_cmd_report)
 
     p = add(
+        "summary",
+        "print one table of every variant's headline numbers",
+        "Read the headline numbers of each result folder (report.inputs, default reports/<variant> for each "
+        "variant) from the files evaluate, analyze, attack, eval-corruptions and compare-corruptions wrote, and "
+        "print one table: clean accuracy, accuracy at sigma 0.1, median sigma(x0, analyze.mu), median d(x0, E), "
+        "accuracy under PGD L-inf 8/255, the corruption 'All' accuracy and mCE; '-' where a job has not run.",
+    )
+    p.set_defaults(func=_cmd_summary)
+
+    p = add(
         "sweep",
         "an Optuna study of training parameters against robustness objectives",
         "Run (or join, or resume) the Optuna study sweep.study_name in sweep.storage: each trial trains a "
@@ -248,6 +258,13 @@ def _cmd_report(args: argparse.Namespace) -> int:
     for path in result.figures:
         print(f"figure: {path}")
     print(f"mlflow run id: {result.run_id}")
+    return 0
+
+
+def _cmd_summary(args: argparse.Namespace) -> int:
+    from errorset.jobs.summary import format_table, summary_rows
+
+    print(format_table(summary_rows(load_args_config(args))))
     return 0
 
 

@@ -8,7 +8,8 @@ Every training and evaluation run goes through :func:`start_run`, which
   opened a run for this process, which is then used);
 * marks the run FAILED when the body raises and KILLED on Ctrl-C / SIGTERM,
   FINISHED otherwise;
-* logs the resolved config (flattened params and ``config.yaml``) and the
+* tags the experiment as a machine-learning one (``mlflow.experimentKind``);
+* logs (with :meth:`Run.log_config`) the resolved config as ``config.yaml`` and the
   git commit.
 
 A store that cannot be used (a server that does not answer, a read-only or
@@ -51,6 +52,11 @@ log = logging.getLogger(__name__)
 
 #: config groups that are not parameters of a single run
 _NOT_PARAMS = ("variants",)
+
+#: the experiment tag by which MLflow 3's UI tells a machine-learning experiment from a GenAI one
+EXPERIMENT_KIND_TAG = "mlflow.experimentKind"
+#: its value for machine-learning experiments (without it the UI opens on the GenAI overview)
+ML_EXPERIMENT_KIND = "custom_model_development"
 
 #: seconds to wait for a tracking server's answer to the one probe (MLflow itself retries for minutes)
 PROBE_TIMEOUT_S = 5.0
@@ -249,7 +255,7 @@ def configure(cfg: Config) -> None:
                     mlflow.tracking.MlflowClient(uri).search_experiments(max_results=1)
                     _READY_STORES.add(uri)
                 if set_experiment:
-                    mlflow.set_experiment(cfg.tracking.experiment)
+                    mark_ml_experiment(mlflow.set_experiment(cfg.tracking.experiment))
                 break
             except Exception as e:  # MLflow raises several types (sqlalchemy, MlflowException) for these races
                 if not isinstance(e, _store_exceptions()):
@@ -257,6 +263,26 @@ def configure(cfg: Config) -> None:
                 if attempt or "locked" in str(e):  # a lock has had MLflow's 20 s already
                     raise _store_error(e, uri) from e
                 time.sleep(1.0)
+
+
+def mark_ml_experiment(experiment: Any) -> None:
+    """Tag ``experiment`` (an MLflow Experiment) as a machine-learning one unless it already has a kind.
+
+    MLflow 3's UI opens an experiment without the tag on its GenAI overview, not on the runs
+    table; an experiment a user gave another kind keeps it.
+    """
+    from mlflow.tracking import MlflowClient
+
+    if experiment is not None and EXPERIMENT_KIND_TAG not in (experiment.tags or {}):
+        MlflowClient().set_experiment_tag(experiment.experiment_id, EXPERIMENT_KIND_TAG, ML_EXPERIMENT_KIND)
+
+
+def _mark_experiment_of_run(run_id: str) -> None:
+    """:func:`mark_ml_experiment` for the experiment ``run_id`` lives in (e.g. one ``mlflow run`` chose)."""
+    from mlflow.tracking import MlflowClient
+
+    client = MlflowClient()
+    mark_ml_experiment(client.get_experiment(client.get_run(run_id).info.experiment_id))
 
 
 #: tracking URIs whose tables this process has seen created
@@ -299,7 +325,10 @@ def ensure_experiment(cfg: Config) -> str:
 
     configure(cfg)
     exp = mlflow.get_experiment_by_name(cfg.tracking.experiment)
-    return exp.experiment_id if exp else mlflow.create_experiment(cfg.tracking.experiment)
+    if exp is None:
+        return str(mlflow.create_experiment(cfg.tracking.experiment, tags={EXPERIMENT_KIND_TAG: ML_EXPERIMENT_KIND}))
+    mark_ml_experiment(exp)
+    return str(exp.experiment_id)
 
 
 class Run:
@@ -316,10 +345,9 @@ class Run:
 
     @_translated
     def log_config(self, cfg: Config) -> None:
-        """All parameters (flattened), the config as ``config.yaml`` and the git commit."""
+        """The resolved config as ``config.yaml`` and the git commit (params: the caller's defining few)."""
         import mlflow
 
-        self.log_params(config_params(cfg))
         mlflow.log_text(to_yaml(cfg), "config.yaml")
         commit = git_commit()
         if commit:
@@ -436,6 +464,8 @@ def start_run(
         _warn_if_other_experiment(run_id, cfg.tracking.experiment)
     run = Run(_translated(_open_run)(run_id=run_id, run_name=run_name, nested=nested, parent_run_id=parent_run_id))
     try:
+        # whichever experiment the run is in (tracking.experiment, mlflow run's, a parent's)
+        _translated(_mark_experiment_of_run)(run.run_id)
         if tags:
             run.set_tags(tags)
         if run_id and not nested:
@@ -522,12 +552,9 @@ def create_run(cfg: Config, *, run_name: str, tags: Mapping[str, Any] | None = N
 
     The run gets the config's parameters, ``config.yaml`` and the git commit; returns its id.
     """
-    import mlflow
     from mlflow.tracking import MlflowClient
 
-    configure(cfg)
-    exp = mlflow.get_experiment_by_name(cfg.tracking.experiment)
-    exp_id = exp.experiment_id if exp else mlflow.create_experiment(cfg.tracking.experiment)
+    exp_id = ensure_experiment(cfg)
     all_tags = {"mlflow.runName": run_name, **{k: str(v) for k, v in (tags or {}).items()}}
     commit = git_commit()
     if commit:

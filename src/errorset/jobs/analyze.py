@@ -26,6 +26,19 @@ from errorset.measure.table import write_table
 
 TABLE = "analysis.csv"
 SUMMARY = "analysis.json"
+#: the DVC metrics file: the headline numbers only
+METRICS = "analysis_metrics.json"
+
+
+def headline_metrics(summary: dict[str, Any], mu: float) -> dict[str, float | None]:
+    """``median_sigma_<mu>`` (median sigma(x0, mu), e.g. ``median_sigma_0.01``) and ``median_distance``
+    (median d(x0, E)): the paper's two headline medians (None where not measured)."""
+
+    def median(key: str) -> float | None:
+        record = summary.get(key)
+        return record.get("median") if isinstance(record, dict) else None
+
+    return {f"median_sigma_{mu:g}": median("sigma_at_mu"), "median_distance": median("nearest_distance")}
 
 
 @dataclass
@@ -49,17 +62,19 @@ def analyze(cfg: Config, *, progress: bool = True) -> AnalyzeResult:
     summary = {**summarize(columns, cfg), "dimension": int(trained.x[0].numel())}
     write_table(columns, out / TABLE)
     write_json(summary, out / SUMMARY)
+    headline = headline_metrics(summary, a.mu)
+    write_json(headline, out / METRICS)
 
-    from errorset import tracking
     from errorset.plots import measurements as figs
 
     series, summaries = {trained.name: columns}, {trained.name: summary}
-    with tracking.start_run(trained.config, run_name=f"{trained.name}/analyze", tags=trained.tags("analyze")) as run:
-        run.log_config(trained.config)
-        run.log_metrics(flat_metrics(summary))
+    with trained.start_run("analyze") as run:
+        finite = {k: v for k, v in headline.items() if v is not None and np.isfinite(v)}
+        run.log_metrics({**finite, **{f"detail/{k}": v for k, v in flat_metrics(summary).items()}})
         run.log_table({k: v.tolist() for k, v in columns.items()}, "analysis_table.json")
         run.log_artifact(out / TABLE)
         run.log_artifact(out / SUMMARY)
+        run.log_artifact(out / METRICS)
         run.log_figure(
             figs.figure2(series, mu=a.mu, group_size=a.group_size, summaries=summaries), "figure2_sigma_vs_distance.png"
         )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -13,6 +14,10 @@ from errorset.runtime import make_generator
 
 SUMMARY = "attack.json"
 TABLE = "attack.csv"
+#: the DVC metrics file: the headline numbers only
+METRICS = "attack_metrics.json"
+#: the radii of the headline metrics (the paper's L-inf 8/255; L2 0.5), where the grids have them
+HEADLINE_EPS = {"linf": 8 / 255, "l2": 0.5}
 
 
 @dataclass
@@ -23,7 +28,24 @@ class AttackResult:
 
 
 def metric_key(norm: str, eps: float) -> str:
-    return f"pgd_accuracy/{norm}/eps_{eps:.4g}"
+    """The MLflow key of the long tail: ``detail/pgd_accuracy/linf/eps_0.01569``."""
+    return f"detail/pgd_accuracy/{norm}/eps_{eps:.4g}"
+
+
+def headline_key(norm: str, eps: float) -> str:
+    """``pgd_linf_0.0314`` (the accuracy under PGD at L-inf radius 8/255), ``pgd_l2_0.5``."""
+    return f"pgd_{norm}_{eps:.3g}"
+
+
+def headline_metrics(results: dict[str, list[dict[str, float]]]) -> dict[str, float]:
+    """The accuracy under PGD at each norm's :data:`HEADLINE_EPS`, where its grid has that radius."""
+    out = {}
+    for norm, rows in results.items():
+        eps = HEADLINE_EPS.get(norm)
+        for r in rows:
+            if eps is not None and math.isclose(r["eps"], eps, rel_tol=1e-6):
+                out[headline_key(norm, eps)] = r["accuracy"]
+    return out
 
 
 @measuring_job
@@ -56,16 +78,16 @@ def attack(cfg: Config, *, progress: bool = True) -> AttackResult:
         "scoring": SCORING,
     }
     write_json(summary, out / SUMMARY)
+    headline = headline_metrics(results)
+    write_json(headline, out / METRICS)
     table = [{"norm": norm, "eps": r["eps"], "accuracy": r["accuracy"]} for norm, rs in results.items() for r in rs]
     write_csv(table, ["norm", "eps", "accuracy"], out / TABLE)
 
-    from errorset import tracking
     from errorset.plots.measurements import lp_robustness as plot
 
-    with tracking.start_run(trained.config, run_name=f"{trained.name}/attack", tags=trained.tags("attack")) as run:
-        run.log_config(trained.config)
-        run.log_params({"attack.images_used": len(trained.x)})
-        run.log_metrics({metric_key(norm, r["eps"]): r["accuracy"] for norm, rows in results.items() for r in rows})
+    with trained.start_run("attack", params={"attack.images_used": len(trained.x)}) as run:
+        detail = {metric_key(norm, r["eps"]): r["accuracy"] for norm, rows in results.items() for r in rows}
+        run.log_metrics({**headline, **detail})
         run.log_table(
             {
                 "norm": [n for n, rows in results.items() for _ in rows],
@@ -76,4 +98,5 @@ def attack(cfg: Config, *, progress: bool = True) -> AttackResult:
         )
         run.log_figure(plot({trained.name: results}), "lp_robustness.png")
         run.log_artifact(out / SUMMARY)
+        run.log_artifact(out / METRICS)
         return AttackResult(run_id=run.run_id, output_dir=out, results=results)

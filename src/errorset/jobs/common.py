@@ -2,31 +2,112 @@
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import dataclasses
 import functools
 import io
 import json
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, ParamSpec, TypeVar
+from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar
 
 import torch
 
-from errorset.config import Config, config_from_dict
+from errorset.config import Config, config_from_dict, flatten
 from errorset.data import ImageArrays, load_dataset, seeded_subset
 from errorset.errors import ConfigError
 from errorset.files import atomic_write, check_writable
-from errorset.jobs.naming import run_name, train_output_dir
+from errorset.jobs.naming import job_run_name, run_name, train_output_dir, variant_name
 from errorset.measure.common import measurement_precision
 from errorset.models import Classifier
 from errorset.models.build import load_model, read_model_file
 from errorset.runtime import pick_device, set_deterministic
 
+if TYPE_CHECKING:
+    from errorset.tracking import Run
+
 P = ParamSpec("P")
 R = TypeVar("R")
+
+# The MLflow params of a run are only what defines it, so that the compare page shows them
+# (and then the metrics) instead of ~160 settings; the whole resolved config is its config.yaml.
+#: config keys every job run logs as MLflow params
+RUN_PARAMS = ("data.name", "model.name", "profile", "seed")
+#: ... and every run of one model (train and the measuring jobs)
+MODEL_PARAMS = ("train.mode", "train.sigma_max")
+#: ... and every run of an adversarially trained model
+ADVERSARIAL_PARAMS = ("train.adversarial.eps", "train.adversarial.norm")
+#: ... and the setting that chose the measured model file, per measuring job
+CHECKPOINT_PARAMS = {
+    "evaluate": "eval.checkpoint",
+    "analyze": "analyze.checkpoint",
+    "attack": "attack.checkpoint",
+    "eval-corruptions": "corruptions.checkpoint",
+}
+
+
+def defining_params(cfg: Config, job: str, *, per_model: bool = True) -> dict[str, Any]:
+    """The config values that define a run of ``job`` (the names above), as MLflow params.
+
+    ``per_model``: the run is of one model (adds the training mode, and the attack of an
+    adversarial one); reports and comparisons are not.
+    """
+    keys = list(RUN_PARAMS)
+    if per_model:
+        keys += MODEL_PARAMS
+        if cfg.train.mode == "adversarial":
+            keys += ADVERSARIAL_PARAMS
+    if job in CHECKPOINT_PARAMS:
+        keys.append(CHECKPOINT_PARAMS[job])
+    flat = flatten(cfg)
+    return {k: flat[k] for k in keys}
+
+
+@contextlib.contextmanager
+def start_job_run(
+    cfg: Config,
+    job: str,
+    *,
+    variant: str | None,
+    params: Mapping[str, Any] | None = None,
+    tags: Mapping[str, Any] | None = None,
+    run_id: str | None = None,
+    parent_run_id: str | None = None,
+) -> Iterator[Run]:
+    """Open the MLflow run of one job: its name, tags, ``config.yaml`` and defining params.
+
+    Args:
+        job: ``train``, ``evaluate``, ... (the tag ``errorset.job`` and the middle of the name).
+        variant: the model's variant (:func:`variant_name`), or None for a run over several
+            models (a report), which is then named ``<job> · <dataset>`` and tagged ``variant=all``.
+        params: the job's own params besides :func:`defining_params` (e.g. ``data.md5``).
+        tags: more tags (e.g. ``train_run_id``).
+        run_id: reopen this run (a resumed training): its params and config are logged already,
+            and MLflow params cannot change.
+        parent_run_id: nest the run under this one (sweep trials).
+    """
+    from errorset import tracking
+
+    per_model = variant is not None
+    all_tags: dict[str, Any] = {
+        "errorset.job": job,
+        "variant": variant if per_model else "all",
+        "dataset": cfg.data.name,
+        "model": cfg.model.name or "",
+        "profile": cfg.profile,
+    }
+    if per_model:
+        all_tags["mode"] = cfg.train.mode
+    all_tags.update(tags or {})
+    name = job_run_name(cfg, job, variant)
+    with tracking.start_run(cfg, run_name=name, tags=all_tags, run_id=run_id, parent_run_id=parent_run_id) as run:
+        if run_id is None:
+            run.log_config(cfg)
+            run.log_params({**defining_params(cfg, job, per_model=per_model), **(params or {})})
+        yield run
 
 
 def measuring_job(job: Callable[P, R]) -> Callable[P, R]:
@@ -75,16 +156,20 @@ class TrainedModel:
         """The training run's readable name, e.g. ``cifar10/resnet8/clean``."""
         return run_name(self.config)
 
-    def tags(self, job: str) -> dict[str, str]:
-        c = self.config
-        return {
-            "mode": c.train.mode,
-            "dataset": c.data.name,
-            "model": c.model.name or "",
-            "profile": c.profile,
-            "errorset.job": job,
-            "train_run_id": self.train_run_id,
-        }
+    @property
+    def variant(self) -> str:
+        """The model's variant: the DVC variant key of its folder ``models/<key>``, else its mode."""
+        return variant_name(self.config, self.checkpoint.parent)
+
+    def start_run(self, job: str, *, params: Mapping[str, Any] | None = None, tags: Mapping[str, Any] | None = None):
+        """:func:`start_job_run` of a measuring ``job`` of this model, tagged with its training run."""
+        return start_job_run(
+            self.config,
+            job,
+            variant=self.variant,
+            params=params,
+            tags={"train_run_id": self.train_run_id, **(tags or {})},
+        )
 
 
 def load_trained(

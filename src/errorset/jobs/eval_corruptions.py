@@ -26,7 +26,15 @@ from errorset.data.corruptions import ALL_CORRUPTIONS, corrupt, expand_corruptio
 from errorset.data.corruptions.released import cifar10c_corruptions, load_cifar10c, load_imagenet_c
 from errorset.errors import ConfigError, DataError
 from errorset.files import check_writable
-from errorset.jobs.common import load_trained, measuring_job, output_dir, write_csv, write_json, write_text
+from errorset.jobs.common import (
+    load_trained,
+    measuring_job,
+    output_dir,
+    start_job_run,
+    write_csv,
+    write_json,
+    write_text,
+)
 from errorset.jobs.naming import run_name, train_output_dir
 from errorset.measure.corruption_accuracy import (
     CorruptionResults,
@@ -45,6 +53,9 @@ METRIC_PREFIX = {
     "released": "corruption_released",
 }
 RESULTS_FILE = "accuracy.json"
+#: the DVC metrics file (headline numbers only) and the nested record of every summary number
+METRICS_FILE = "metrics.json"
+SUMMARY_FILE = "summary.json"
 
 
 @dataclass
@@ -169,6 +180,14 @@ def summary_metrics(
     return flat, record
 
 
+def headline_metrics(flat: dict[str, float]) -> dict[str, float]:
+    """``corruption_all`` (the "All" accuracy in memory) and ``mce`` (its mCE, where a baseline exists),
+    from :func:`summary_metrics`' flat metrics."""
+    prefix = metric_prefix("memory")
+    names = {"corruption_all": f"{prefix}/all", "mce": f"{prefix}/mce"}
+    return {short: flat[key] for short, key in names.items() if key in flat}
+
+
 def summary_rows(results: CorruptionResults) -> list[dict[str, Any]]:
     """One row per corruption (and ``All``, ``mean``, ``clean``): its mean accuracy in each format."""
     sums = {fmt: summarize(t) for fmt, t in results.accuracy.items()}
@@ -193,7 +212,6 @@ def gallery_images(
 @measuring_job
 def eval_corruptions(cfg: Config, *, progress: bool = True) -> CorruptionsEvalResult:
     """Evaluate the configured model under the corruptions; write DVC files and log one MLflow run."""
-    from errorset import tracking
     from errorset.plots.corruptions import plot_corruption_bars, plot_corruption_gallery, plot_corruption_heatmap
     from errorset.plots.style import save_figure
 
@@ -226,7 +244,9 @@ def eval_corruptions(cfg: Config, *, progress: bool = True) -> CorruptionsEvalRe
         results.extra["released"] = str(c.released)
     flat, record = summary_metrics(results, baseline)
 
-    write_json(record, out / "metrics.json")
+    headline = headline_metrics(flat)
+    write_json(headline, out / METRICS_FILE)
+    write_json(record, out / SUMMARY_FILE)
     write_text(json.dumps(results.to_dict(), indent=2) + "\n", out / RESULTS_FILE)
     long_rows = results.rows()
     write_csv(long_rows, ["format", "corruption", "severity", "accuracy"], out / "accuracy.csv")
@@ -248,25 +268,16 @@ def eval_corruptions(cfg: Config, *, progress: bool = True) -> CorruptionsEvalRe
     save_figure(heatmap, out / "heatmap.png")
     save_figure(gallery, out / "gallery.png")
 
-    tags = {
-        "mode": ecfg.train.mode,
-        "dataset": cfg.data.name,
-        "model": ecfg.model.name,
-        "profile": ecfg.profile,
-        "errorset.job": "eval-corruptions",
-        "train_run_id": trained.train_run_id,
-        "corruption_table": table,
-    }
-    with tracking.start_run(ecfg, run_name=f"{name}/corruptions", tags=tags) as run:
-        run.log_config(ecfg)
-        run.log_params({"corruptions.images": len(x), "corruptions.table_used": table})
-        run.log_metrics(flat)
+    params = {"corruptions.images": len(x), "corruptions.table_used": table}
+    with trained.start_run("eval-corruptions", params=params, tags={"corruption_table": table}) as run:
+        run.log_metrics({**headline, **{f"detail/{k}": v for k, v in flat.items()}})
         columns = ("format", "corruption", "severity", "accuracy")
         run.log_table({k: [r[k] for r in long_rows] for k in columns}, "corruption_accuracy.json")
         run.log_figure(heatmap, "corruption_heatmap.png")
         run.log_figure(bars, "corruption_formats.png")
         run.log_figure(gallery, "corruption_gallery.png")
-        run.log_artifact(out / "metrics.json", "corruptions")
+        run.log_artifact(out / METRICS_FILE, "corruptions")
+        run.log_artifact(out / SUMMARY_FILE, "corruptions")
         run.log_artifact(out / RESULTS_FILE, "corruptions")
         return CorruptionsEvalResult(run_id=run.run_id, output_dir=out, results=results, metrics=flat)
 
@@ -280,7 +291,6 @@ class CompareResult:
 
 def compare_corruptions(cfg: Config, *, progress: bool = True) -> CompareResult:
     """Side-by-side results of several models (default: every variant), with mCE relative to the baseline."""
-    from errorset import tracking
     from errorset.plots.corruptions import plot_corruption_bars
     from errorset.plots.style import save_figure
 
@@ -297,10 +307,13 @@ def compare_corruptions(cfg: Config, *, progress: bool = True) -> CompareResult:
     formats = list(dict.fromkeys(f for r in models.values() for f in r.accuracy))
     summaries: dict[str, dict[str, dict[str, float]]] = {f: {} for f in formats}
     flat: dict[str, float] = {}
+    headlines: dict[str, dict[str, float]] = {}
     rows: list[dict[str, Any]] = []
     for label, res in models.items():
         m, record = summary_metrics(res, baseline, label)
-        flat.update({f"{label}/{k}": v for k, v in m.items() if k.count("/") == 1})
+        headlines[label] = headline_metrics(m)
+        flat.update({f"{label}/{k}": v for k, v in headlines[label].items()})
+        flat.update({f"detail/{label}/{k}": v for k, v in m.items() if k.count("/") == 1})
         for fmt in res.accuracy:
             s = summarize(res.accuracy[fmt])
             summaries[fmt][label] = {**s.per_corruption, "All": s.all}
@@ -317,15 +330,16 @@ def compare_corruptions(cfg: Config, *, progress: bool = True) -> CompareResult:
     out = Path(c.compare_dir)
     out.mkdir(parents=True, exist_ok=True)
     write_csv(rows, ["model", "format", "clean", "all", "mean", "mce"], out / "comparison.csv")
+    write_json(headlines, out / METRICS_FILE)  # DVC metrics: a few numbers per model
     write_json(
         {f"{r['model']}/{r['format']}": {k: r[k] for k in ("clean", "all", "mean", "mce")} for r in rows},
-        out / "metrics.json",
+        out / "comparison.json",
     )
     fig = plot_corruption_bars(summaries, title="Accuracy under corruptions: models side by side, by storage format")
     save_figure(fig, out / "bars.png")
-    tags = {"errorset.job": "compare-corruptions", "dataset": cfg.data.name, "baseline": c.baseline or ""}
-    with tracking.start_run(cfg, run_name=f"{cfg.data.name}/corruptions/compare", tags=tags) as run:
-        run.log_params({"corruptions.compare": json.dumps(sources), "corruptions.baseline": c.baseline or ""})
+    params = {"corruptions.compare": json.dumps(sources), "corruptions.baseline": c.baseline or ""}
+    tags = {"baseline": c.baseline or ""}
+    with start_job_run(cfg, "compare-corruptions", variant=None, params=params, tags=tags) as run:
         run.log_metrics(flat)
         run.log_table({k: [r[k] for r in rows] for k in rows[0]}, "corruption_comparison.json")
         run.log_figure(fig, "corruption_bars.png")

@@ -9,10 +9,32 @@ from errorset.train.modes import describe_mode
 
 
 def run_name(cfg: Config) -> str:
-    """``<dataset>/<model>/<mode>``, e.g. ``cifar10/wrn28_10/gaussian-0.4`` (or ``tracking.run_name``)."""
+    """``<dataset>/<model>/<mode>``, e.g. ``cifar10/wrn28_10/gaussian-0.4`` (or ``tracking.run_name``).
+
+    The key of a trained model: its default folders under ``models/`` and ``reports/``.
+    MLflow runs are named by :func:`job_run_name`.
+    """
     if cfg.tracking.run_name:
         return cfg.tracking.run_name
     return f"{cfg.data.name}/{cfg.model.name}/{describe_mode(cfg.train)}"
+
+
+def variant_name(cfg: Config, folder: Path | None) -> str:
+    """The variant a model belongs to: the DVC variant key when its folder is ``models/<key>`` of a
+    variant of ``params.yaml`` (as ``dvc repro`` writes them), else its mode, e.g. ``gaussian-0.4``."""
+    if folder is not None and folder.parent.name == "models" and folder.name in cfg.variants:
+        return folder.name
+    return describe_mode(cfg.train)
+
+
+def job_run_name(cfg: Config, job: str, variant: str | None) -> str:
+    """An MLflow run's name, what differs first (the runs table truncates names):
+    ``gaussian-0.4 · evaluate · digits/mlp``, ``report · digits``; ``tracking.run_name`` overrides it."""
+    if cfg.tracking.run_name:
+        return cfg.tracking.run_name
+    if variant is None:
+        return f"{job} · {cfg.data.name}"
+    return f"{variant} · {job} · {cfg.data.name}/{cfg.model.name}"
 
 
 def _safe(part: str) -> str:

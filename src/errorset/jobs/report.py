@@ -29,7 +29,7 @@ from errorset.errors import ConfigError
 from errorset.jobs.analyze import SUMMARY as ANALYSIS_SUMMARY
 from errorset.jobs.analyze import TABLE as ANALYSIS_TABLE
 from errorset.jobs.attack import SUMMARY as ATTACK_SUMMARY
-from errorset.jobs.common import write_csv, write_json
+from errorset.jobs.common import start_job_run, write_csv, write_json
 from errorset.measure.table import read_table
 from errorset.plots.style import save_figure
 
@@ -158,10 +158,8 @@ def report(cfg: Config, *, progress: bool = True) -> ReportResult:
     write_json(summary, out / "summary.json")
     paths = [save_figure(fig, out / name) for name, fig in figures.items()]
 
-    from errorset import tracking
-
-    with tracking.start_run(cfg, run_name="report", tags={"errorset.job": "report"}) as run:
-        run.log_params({"report.inputs": json.dumps([str(f) for f in folders])})
+    params = {"report.inputs": json.dumps([str(f) for f in folders])}
+    with start_job_run(cfg, "report", variant=None, params=params) as run:
         for name, fig in figures.items():
             run.log_figure(fig, name)
         run.log_artifact(out / "summary.json")

@@ -15,8 +15,8 @@ from errorset.config import Config, to_dict
 from errorset.data import file_md5, holdout_split, load_dataset, prepared_path, seeded_subset
 from errorset.errors import CheckpointError, TrainingDiverged
 from errorset.jobs import run_marker
-from errorset.jobs.common import prepare_outputs
-from errorset.jobs.naming import run_name, train_output_dir
+from errorset.jobs.common import prepare_outputs, start_job_run
+from errorset.jobs.naming import train_output_dir, variant_name
 from errorset.models import Classifier, create_model, save_model
 from errorset.models.build import read_model_file
 from errorset.runtime import make_generator, pick_device, seed_everything
@@ -126,8 +126,6 @@ def train(
             log.info("train.resume: the run in %s is complete (%d epochs); nothing to do", out, state.epoch)
             return done
 
-    from errorset import tracking
-
     data = load_dataset(cfg.data, progress=progress)
     data_md5 = file_md5(prepared_path(cfg.data))
     device = pick_device(cfg.device)
@@ -182,33 +180,30 @@ def train(
                 optimizer, scheduler, lr=t.lr, gamma=t.lr_gamma, milestones=t.milestones or [], epoch=start_epoch
             )
 
-    name = run_name(cfg)
-    tags = {
-        "mode": t.mode,
-        "dataset": cfg.data.name,
-        "model": cfg.model.name,
-        "profile": cfg.profile,
-        "errorset.job": "train",
-    }
     resume_id = state.run_id if state else None
+    job_params = {
+        "data.md5": data_md5,
+        "data.train_images": len(x_train),
+        "data.test_images": len(x_test),
+        # what train.amp resolved to on this device (measurements never use it)
+        "train.autocast_dtype": str(precision.dtype).removeprefix("torch.") if precision.dtype else "off",
+    }
+    if t.holdout:  # images held out of training (sweep trials' validation images) define the run too
+        job_params["train.holdout"] = t.holdout
     with (
-        tracking.start_run(cfg, run_name=name, tags=tags, run_id=resume_id, parent_run_id=parent_run_id) as run,
+        start_job_run(
+            cfg,
+            "train",
+            variant=variant_name(cfg, out),
+            params=job_params,
+            run_id=resume_id,
+            parent_run_id=parent_run_id,
+        ) as run,
         run_marker.marking(out, run.run_id),
     ):
         if on_start is not None:
             on_start(run)
-        if state is None:
-            run.log_config(cfg)
-            run.log_params(
-                {
-                    "data.md5": data_md5,
-                    "data.train_images": len(x_train),
-                    "data.test_images": len(x_test),
-                    # what train.amp resolved to on this device (measurements never use it)
-                    "train.autocast_dtype": str(precision.dtype).removeprefix("torch.") if precision.dtype else "off",
-                }
-            )
-        else:  # params are already logged; log the epochs saved but not yet logged when the run was killed
+        if state is not None:  # params are logged already; log the epochs saved but not logged when it was killed
             run.set_tags({"resumed_from_epoch": state.epoch, "resumed_on": device.type})
             if schedule_changes:  # MLflow params cannot change: the change is a tag, and the lr metric shows it
                 changes = "; ".join(f"{k}: {old!r} -> {new!r}" for k, (old, new) in schedule_changes.items())

@@ -1,0 +1,105 @@
+"""``errorset summary``: one table of every variant's headline numbers, read from the result files.
+
+Each result folder (``report.inputs``, default ``reports/<variant>`` for every
+variant of ``params.yaml``) may hold the DVC metrics files of evaluate
+(``metrics.json``), analyze (``analysis_metrics.json``), attack
+(``attack_metrics.json``) and eval-corruptions (``corruptions/metrics.json``);
+mCE comes from there or, where eval-corruptions had no baseline, from
+compare-corruptions' ``<corruptions.compare_dir>/metrics.json``. A number whose
+job has not run is shown as ``-``. Nothing is measured and no MLflow run is made.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from errorset.config import Config
+from errorset.errors import ConfigError
+from errorset.jobs.analyze import METRICS as ANALYSIS_METRICS
+from errorset.jobs.attack import HEADLINE_EPS, headline_key
+from errorset.jobs.attack import METRICS as ATTACK_METRICS
+from errorset.jobs.eval_corruptions import METRICS_FILE as CORRUPTION_METRICS
+from errorset.jobs.evaluate import HEADLINE_SIGMA
+from errorset.jobs.evaluate import METRICS as EVAL_METRICS
+
+
+@dataclass(frozen=True)
+class Column:
+    """One column of the table: its heading, the file (relative to a result folder) and the key there."""
+
+    heading: str
+    file: str
+    key: str
+
+
+def columns(mu: float) -> tuple[Column, ...]:
+    """The table's columns (``mu``: analyze.mu, which names the median sigma(x0, mu) key)."""
+    linf = HEADLINE_EPS["linf"]
+    return (
+        Column("clean acc", EVAL_METRICS, "clean_accuracy"),
+        Column(f"acc sigma={HEADLINE_SIGMA:g}", EVAL_METRICS, f"accuracy_sigma_{HEADLINE_SIGMA:g}"),
+        Column(f"median sigma(x0,{mu:g})", ANALYSIS_METRICS, f"median_sigma_{mu:g}"),
+        Column("median d(x0,E)", ANALYSIS_METRICS, "median_distance"),
+        Column("PGD Linf 8/255", ATTACK_METRICS, headline_key("linf", linf)),
+        Column("corruption All", f"corruptions/{CORRUPTION_METRICS}", "corruption_all"),
+        Column("mCE", f"corruptions/{CORRUPTION_METRICS}", "mce"),
+    )
+
+
+def _read(path: Path) -> dict[str, Any]:
+    """A JSON object file, or ``{}`` when its job has not run (or it is not an object)."""
+    if not path.is_file():
+        return {}
+    try:
+        data = json.loads(path.read_text())
+    except json.JSONDecodeError:
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
+def result_folders(cfg: Config) -> list[Path]:
+    """``report.inputs``, else ``reports/<variant>`` for each variant."""
+    if cfg.report.inputs:
+        return [Path(p) for p in cfg.report.inputs]
+    if not cfg.variants:
+        raise ConfigError("report.inputs: give the result folders to summarize (params.yaml has no variants)")
+    return [Path("reports", name) for name in cfg.variants]
+
+
+def summary_rows(cfg: Config) -> list[dict[str, Any]]:
+    """One row per result folder: ``variant`` (the folder's name) and each column's number (None: not run)."""
+    compared = _read(Path(cfg.corruptions.compare_dir) / CORRUPTION_METRICS)
+    rows = []
+    for folder in result_folders(cfg):
+        row: dict[str, Any] = {"variant": folder.name}
+        for col in columns(cfg.analyze.mu):
+            value = _read(folder / col.file).get(col.key)
+            if value is None and col.key == "mce":  # measured against the baseline by compare-corruptions
+                value = (compared.get(folder.name) or {}).get("mce")
+            row[col.heading] = value
+        rows.append(row)
+    return rows
+
+
+def _cell(value: Any) -> str:
+    if isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value):
+        return f"{value:.4g}"
+    return "-"
+
+
+def format_table(rows: list[dict[str, Any]]) -> str:
+    """The rows as an aligned text table, one line per variant, ``-`` where a number is missing."""
+    if not rows:
+        return ""
+    headings = list(rows[0])
+    cells = [headings] + [[str(r["variant"])] + [_cell(r[h]) for h in headings[1:]] for r in rows]
+    widths = [max(len(line[i]) for line in cells) for i in range(len(headings))]
+    lines = [
+        "  ".join(c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in enumerate(zip(line, widths, strict=True)))
+        for line in cells
+    ]
+    return "\n".join(line.rstrip() for line in lines)
