@@ -83,3 +83,25 @@ def logged_config(run_id: str) -> dict:
 
     with tempfile.TemporaryDirectory() as tmp:
         return yaml.safe_load(Path(mlflow_client().download_artifacts(run_id, "config.yaml", tmp)).read_text())
+
+
+def cli_sets(data_root: Path, experiment: str, *overrides: str) -> list[str]:
+    """``--set`` arguments for a smoke-profile digits command in its own MLflow experiment."""
+    sets = [
+        "profile=smoke",
+        "data.name=digits",
+        f"data.root={data_root}",
+        "device=cpu",
+        f"tracking.experiment={experiment}",
+        "tracking.log_model=false",
+        *overrides,
+    ]
+    return [arg for s in sets for arg in ("--set", s)]
+
+
+def subprocess_env(**extra: str) -> dict[str, str]:
+    """This environment for an ``errorset`` child process, without a run or experiment handed down by MLflow."""
+    env = {**os.environ, "PYTHONUNBUFFERED": "1", **extra}
+    for var in ("MLFLOW_RUN_ID", "MLFLOW_EXPERIMENT_ID"):
+        env.pop(var, None)
+    return env

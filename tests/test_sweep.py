@@ -24,7 +24,7 @@ from errorset.models import load_model
 from errorset.sweep.run import held_out
 from errorset.sweep.summary import dominates
 
-from .conftest import REPO, mlflow_client
+from .conftest import REPO, cli_sets, mlflow_client, subprocess_env
 
 pytestmark = pytest.mark.filterwarnings("ignore::optuna.exceptions.ExperimentalWarning")
 
@@ -132,29 +132,23 @@ def test_single_objective_reports_per_epoch_values_for_pruning(data_root, workdi
 
 
 def _env() -> dict[str, str]:
-    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
-    for var in ("MLFLOW_RUN_ID", "MLFLOW_EXPERIMENT_ID"):
-        env.pop(var, None)
-    return env
+    return subprocess_env()
 
 
 def _cli(base_args: list[str]) -> list[str]:
     return [sys.executable, "-m", "errorset", "sweep", "--no-progress", "-q", *base_args]
 
 
+def _start_sweep(args: list[str], workdir: Path) -> subprocess.Popen:
+    """``errorset sweep`` as a child process, its output captured as text."""
+    return subprocess.Popen(
+        _cli(args), cwd=workdir, env=_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
+
+
 def _args(data_root: Path, workdir: Path, experiment: str, *overrides: str) -> list[str]:
-    sets = [
-        "profile=smoke",
-        "data.name=digits",
-        f"data.root={data_root}",
-        "device=cpu",
-        f"tracking.experiment={experiment}",
-        "tracking.log_model=false",
-        f"sweep.storage=sqlite:///{workdir / 'study.db'}",
-        "sweep.validation_images=200",
-        *overrides,
-    ]
-    return [arg for s in sets for arg in ("--set", s)]
+    study = [f"sweep.storage=sqlite:///{workdir / 'study.db'}", "sweep.validation_images=200"]
+    return cli_sets(data_root, experiment, *study, *overrides)
 
 
 def test_two_workers_share_one_study(data_root, workdir):
@@ -453,9 +447,7 @@ def test_sigterm_reaches_the_spawned_workers(data_root, workdir):
         "sweep.trial_epochs=400",
         "sweep.trial_subset=0",
     )
-    proc = subprocess.Popen(
-        _cli(args), cwd=workdir, env=_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
-    )
+    proc = _start_sweep(args, workdir)
     workers: list[int] = []
     try:
         _wait_until(
@@ -493,9 +485,7 @@ def test_an_interrupted_sweep_ends_its_parent_run_killed(data_root, workdir):
         "sweep.trial_epochs=400",
         "sweep.trial_subset=0",
     )
-    proc = subprocess.Popen(
-        _cli(args), cwd=workdir, env=_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
-    )
+    proc = _start_sweep(args, workdir)
     try:
         _wait_until(lambda: _running_trials(workdir), 120, "the worker ran a trial", [proc])
         proc.send_signal(signal.SIGTERM)
@@ -525,9 +515,7 @@ def test_a_dead_spawned_worker_fails_the_parent_run(data_root, workdir):
         "sweep.trial_epochs=150",
         "sweep.trial_subset=0",
     )
-    proc = subprocess.Popen(
-        _cli(args), cwd=workdir, env=_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
-    )
+    proc = _start_sweep(args, workdir)
     workers: list[int] = []
     try:
         _wait_until(

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import os
 import signal
 import subprocess
 import sys
@@ -24,21 +23,11 @@ from errorset.jobs import train as train_job
 from errorset.jobs.run_marker import MARKER
 from errorset.train.checkpoint import TrainState
 
-from .conftest import make_config, mlflow_client
+from .conftest import cli_sets, make_config, mlflow_client, subprocess_env
 
 
 def _sets(data_root: Path, experiment: str, *overrides: str) -> list[str]:
-    sets = [
-        "profile=smoke",
-        "data.name=digits",
-        f"data.root={data_root}",
-        "device=cpu",
-        f"tracking.experiment={experiment}",
-        "tracking.log_model=false",
-        "train.output_dir=out",
-        *overrides,
-    ]
-    return [arg for s in sets for arg in ("--set", s)]
+    return cli_sets(data_root, experiment, "train.output_dir=out", *overrides)
 
 
 def _train_cmd(*args: str) -> list[str]:
@@ -46,10 +35,7 @@ def _train_cmd(*args: str) -> list[str]:
 
 
 def _env() -> dict[str, str]:
-    env = {**os.environ, "PYTHONUNBUFFERED": "1", "OMP_NUM_THREADS": "1"}
-    for var in ("MLFLOW_RUN_ID", "MLFLOW_EXPERIMENT_ID"):
-        env.pop(var, None)
-    return env
+    return subprocess_env(OMP_NUM_THREADS="1")
 
 
 def _wait_for(predicate, what: str, timeout: float = 120.0) -> None:

@@ -83,3 +83,34 @@ def check_writable(folder: str | Path, parameter: str) -> Path:
             f"{parameter}: cannot write to {folder} ({e.strerror or e}); choose a writable folder"
         ) from None
     return folder
+
+
+def sqlite_path(uri: str) -> Path | None:
+    """The database file of a ``sqlite:///`` URI (relative or absolute), else None (servers, ``:memory:``)."""
+    if not uri.startswith("sqlite:///"):
+        return None
+    rest = uri.removeprefix("sqlite:///").split("?", 1)[0]
+    return Path(rest) if rest and rest != ":memory:" else None
+
+
+@contextlib.contextmanager
+def lock_beside(path: Path | None) -> Iterator[None]:
+    """Hold an exclusive ``flock`` on ``<path>.lock`` for the body (a no-op for None, and on Windows).
+
+    Processes started together that create the same database (MLflow's or Optuna's tables) take
+    turns through it instead of racing.
+    """
+    try:
+        import fcntl
+    except ImportError:  # Windows: no flock
+        fcntl = None  # type: ignore[assignment]
+    if path is None or fcntl is None:
+        yield
+        return
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path.with_name(path.name + ".lock"), "a") as f:
+        fcntl.flock(f, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(f, fcntl.LOCK_UN)

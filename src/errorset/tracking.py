@@ -43,6 +43,7 @@ from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar
 
 from errorset.config import Config, flatten, to_dict, to_yaml
 from errorset.errors import TrackingError
+from errorset.files import lock_beside, sqlite_path
 
 if TYPE_CHECKING:
     import matplotlib.figure
@@ -237,13 +238,13 @@ def configure(cfg: Config) -> None:
     set_experiment = mlflow.active_run() is None and not os.environ.get("MLFLOW_RUN_ID")
     if uri in _READY_STORES and not set_experiment:
         return
-    path = _sqlite_path(uri)
+    path = sqlite_path(uri)
     if uri not in _READY_STORES:
         if uri.startswith(("http://", "https://")):
             check_server(uri, _uri_source(cfg))
         elif path is not None:
             check_sqlite_folder(path, uri, _uri_source(cfg))  # before the lock file is made there
-    with _store_lock(uri):
+    with lock_beside(path):
         if uri not in _READY_STORES and path is not None:
             # under the lock: another errorset process making the tables holds SQLite's write lock for seconds
             check_sqlite(path, uri, _uri_source(cfg))
@@ -287,35 +288,6 @@ def _mark_experiment_of_run(run_id: str) -> None:
 
 #: tracking URIs whose tables this process has seen created
 _READY_STORES: set[str] = set()
-
-
-@contextlib.contextmanager
-def _store_lock(uri: str) -> Iterator[None]:
-    """An exclusive lock on ``<db>.lock`` beside a local SQLite store (a no-op for servers and other stores)."""
-    path = _sqlite_path(uri)
-    if path is None:
-        yield
-        return
-    try:
-        import fcntl
-    except ImportError:  # Windows: no flock; the retry above still applies
-        yield
-        return
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path.with_name(path.name + ".lock"), "a") as f:
-        fcntl.flock(f, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(f, fcntl.LOCK_UN)
-
-
-def _sqlite_path(uri: str) -> Path | None:
-    """The database file of a ``sqlite:///`` URI (relative or absolute), else None."""
-    if not uri.startswith("sqlite:///"):
-        return None
-    rest = uri.removeprefix("sqlite:///").split("?", 1)[0]
-    return Path(rest) if rest and rest != ":memory:" else None
 
 
 @_translated

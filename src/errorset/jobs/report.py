@@ -65,10 +65,11 @@ def load_results(folder: Path, label: str) -> ModelResults:
 
 
 def input_folders(cfg: Config) -> list[Path]:
+    """``report.inputs``, else ``reports/<variant>`` for each variant (what report and summary read)."""
     if cfg.report.inputs:
         return [Path(p) for p in cfg.report.inputs]
     if not cfg.variants:
-        raise ConfigError("report.inputs: give the result folders to compare (params.yaml has no variants)")
+        raise ConfigError("report.inputs: give the result folders to read (params.yaml has no variants)")
     return [Path("reports", name) for name in cfg.variants]
 
 

@@ -18,13 +18,13 @@ from pathlib import Path
 from typing import Any
 
 from errorset.config import Config
-from errorset.errors import ConfigError
 from errorset.jobs.analyze import METRICS as ANALYSIS_METRICS
 from errorset.jobs.attack import HEADLINE_EPS, headline_key
 from errorset.jobs.attack import METRICS as ATTACK_METRICS
 from errorset.jobs.eval_corruptions import METRICS_FILE as CORRUPTION_METRICS
 from errorset.jobs.evaluate import HEADLINE_SIGMA
 from errorset.jobs.evaluate import METRICS as EVAL_METRICS
+from errorset.jobs.report import input_folders
 
 
 @dataclass(frozen=True)
@@ -61,20 +61,11 @@ def _read(path: Path) -> dict[str, Any]:
     return data if isinstance(data, dict) else {}
 
 
-def result_folders(cfg: Config) -> list[Path]:
-    """``report.inputs``, else ``reports/<variant>`` for each variant."""
-    if cfg.report.inputs:
-        return [Path(p) for p in cfg.report.inputs]
-    if not cfg.variants:
-        raise ConfigError("report.inputs: give the result folders to summarize (params.yaml has no variants)")
-    return [Path("reports", name) for name in cfg.variants]
-
-
 def summary_rows(cfg: Config) -> list[dict[str, Any]]:
     """One row per result folder: ``variant`` (the folder's name) and each column's number (None: not run)."""
     compared = _read(Path(cfg.corruptions.compare_dir) / CORRUPTION_METRICS)
     rows = []
-    for folder in result_folders(cfg):
+    for folder in input_folders(cfg):
         row: dict[str, Any] = {"variant": folder.name}
         for col in columns(cfg.analyze.mu):
             value = _read(folder / col.file).get(col.key)

@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import contextlib
 import re
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 from errorset.errors import ConfigError
+from errorset.files import lock_beside, sqlite_path
 
 DEFAULT_STORAGE = "sqlite:///sweeps/optuna.db"
 JOURNAL_SUFFIXES = (".log", ".journal", ".jsonl")
@@ -17,28 +16,6 @@ JOURNAL_SUFFIXES = (".log", ".journal", ".jsonl")
 def describe(storage: str) -> str:
     """The storage string with any password hidden (for logs and summaries)."""
     return re.sub(r"(://[^:/@]+:)[^@]+@", r"\1***@", storage)
-
-
-@contextlib.contextmanager
-def _sqlite_lock(path: Path | None) -> Iterator[None]:
-    """An exclusive lock on ``<db>.lock`` beside a SQLite study database (a no-op for other storages).
-
-    Optuna creates its tables on first use; workers started together on a new database otherwise race
-    (``UNIQUE constraint failed: alembic_version.version_num``).
-    """
-    try:
-        import fcntl
-    except ImportError:  # Windows: no flock
-        fcntl = None  # type: ignore[assignment]
-    if path is None or fcntl is None:
-        yield
-        return
-    with open(path.with_name(path.name + ".lock"), "a") as f:
-        fcntl.flock(f, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(f, fcntl.LOCK_UN)
 
 
 def open_storage(spec: str | None, *, heartbeat_interval: int, max_retry: int) -> Any:
@@ -57,12 +34,10 @@ def open_storage(spec: str | None, *, heartbeat_interval: int, max_retry: int) -
 
     storage = spec or DEFAULT_STORAGE
     if "://" in storage:
-        db = None
-        if storage.startswith("sqlite:///") and not storage.startswith("sqlite:///:memory:"):
-            db = Path(storage.removeprefix("sqlite:///").split("?", 1)[0])
-            db.parent.mkdir(parents=True, exist_ok=True)
         try:
-            with _sqlite_lock(db):
+            # Optuna creates its tables on first use; workers started together on a new database would
+            # otherwise race (``UNIQUE constraint failed: alembic_version.version_num``)
+            with lock_beside(sqlite_path(storage)):
                 return RDBStorage(
                     storage,
                     heartbeat_interval=heartbeat_interval,
