@@ -19,8 +19,8 @@ import os
 import numpy as np
 import torch
 
-from errorset.config import load_config
 from errorset.measure.analysis import measure
+from errorset.resolve import load_config
 from errorset.theory import error_rate_at_distance, isoperimetric_bound, linear_distance
 
 

@@ -17,11 +17,11 @@ import time
 import numpy as np
 import torch
 
-from errorset.config import load_config
 from errorset.data import prepare_dataset
 from errorset.jobs.common import load_trained
 from errorset.jobs.train import train
 from errorset.measure.analysis import measure
+from errorset.resolve import load_config
 
 
 def main() -> None:

@@ -46,12 +46,12 @@ import numpy as np
 import torch
 
 from errorset.attacks import nearest_error
-from errorset.config import load_config
 from errorset.data import load_dataset, seeded_subset, to_float
 from errorset.measure import median_noisy_distance, search_sigma_at_error_rate
 from errorset.measure.common import misclassified
 from errorset.measure.intervals import bootstrap_median
 from errorset.measure.sigma_search import paper_sigma_search
+from errorset.resolve import load_config
 from errorset.runtime import make_generator, pick_device
 
 SHARED_CIFAR = Path(__file__).resolve().parents[2] / "shared" / "datasets" / "cifar10-jpeg.tar.gz"

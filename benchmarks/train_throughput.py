@@ -20,10 +20,11 @@ from pathlib import Path
 
 import torch
 
-from errorset.config import load_config
+from errorset.jobs.train import training_transform
 from errorset.models import create_model
+from errorset.resolve import load_config
 from errorset.runtime import make_generator, pick_device
-from errorset.train import MODES, Precision, train_epoch
+from errorset.train import Precision, train_epoch
 
 
 def measure(
@@ -43,7 +44,7 @@ def measure(
     x = torch.randint(0, 256, (images, *shape), dtype=torch.uint8, device=device)
     y = torch.randint(0, 10, (images,), device=device)
     kwargs = dict(
-        transform=MODES.create(mode, cfg),
+        transform=training_transform(cfg),
         batch_size=batch_size,
         data_generator=make_generator(1),
         noise_generator=make_generator(2, device),

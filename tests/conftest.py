@@ -10,7 +10,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from errorset.config import Config, load_config
+from errorset.config import Config
+from errorset.resolve import load_config
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED_CIFAR = REPO.parent / "shared" / "datasets" / "cifar10-jpeg.tar.gz"

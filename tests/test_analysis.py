@@ -8,7 +8,6 @@ import numpy as np
 import pytest
 import torch
 
-from errorset.config import load_config
 from errorset.errors import ConfigError
 from errorset.measure.analysis import (
     SIGMA_MAX,
@@ -18,6 +17,7 @@ from errorset.measure.analysis import (
     median_summary,
     summarize,
 )
+from errorset.resolve import load_config
 from errorset.theory import error_rate_at_distance, isoperimetric_bound, linear_distance
 
 from .conftest import make_config

@@ -4,7 +4,9 @@ import pytest
 import torch
 from scipy import stats
 
+from errorset.config import AdversarialConfig, TrainConfig
 from errorset.errors import ConfigError
+from errorset.jobs.train import training_transform
 from errorset.train import gaussian_augment
 
 
@@ -52,5 +54,12 @@ def test_clipping_is_optional():
 def test_sigma_max_zero_is_clean_and_negative_is_refused():
     x = torch.rand(4, 3, 8, 8)
     torch.testing.assert_close(gaussian_augment(x, 0.0)[0], x)
-    with pytest.raises(ConfigError, match=r"train\.sigma_max: expected a number >= 0"):
+    # the tensor function names its own argument; the config layer names the key, once
+    with pytest.raises(ValueError, match=r"^sigma_max: expected a number >= 0, got -0\.1$"):
         gaussian_augment(x, -0.1)
+    with pytest.raises(ConfigError, match=r"^train\.sigma_max: expected a number >= 0, got -0\.1$"):
+        training_transform(TrainConfig(mode="gaussian", sigma_max=-0.1))
+    with pytest.raises(ConfigError, match=r"^train\.adversarial\.attack_mode: unknown mode 'test'; valid modes: eval"):
+        training_transform(
+            TrainConfig(mode="adversarial", adversarial=AdversarialConfig(eps=0.1, step_size=0.1, attack_mode="test"))
+        )

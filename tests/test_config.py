@@ -2,9 +2,10 @@ from __future__ import annotations
 
 import pytest
 
-from errorset.config import Config, apply_overrides, config_from_dict, flatten, load_config, parse_override
+from errorset.config import Config, apply_overrides, config_from_dict, flatten, parse_override, read_config
 from errorset.errors import ConfigError, UnknownNameError
 from errorset.profiles import PROFILES
+from errorset.resolve import load_config
 
 from .conftest import REPO
 
@@ -159,7 +160,7 @@ def test_defaults_match_params_yaml_except_where_it_says_so():
     """params.yaml spells out the defaults: loading it changes nothing but the variants."""
     from dataclasses import replace
 
-    from_file = load_config(REPO / "params.yaml", resolve_profile=False)
+    from_file = read_config(REPO / "params.yaml")
     assert replace(from_file, variants={}) == Config()
 
 

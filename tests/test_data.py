@@ -6,7 +6,6 @@ import numpy as np
 import pytest
 import torch
 
-from errorset.config import load_config
 from errorset.data import (
     CIFAR10_CLASSES,
     DATASETS,
@@ -18,6 +17,7 @@ from errorset.data import (
     seeded_subset,
 )
 from errorset.errors import DataError
+from errorset.resolve import load_config
 
 from .conftest import SHARED_CIFAR
 from .imagefolders import tar_tree, write_tree

@@ -9,7 +9,6 @@ that need `mount` skip where the container does not allow it.
 
 from __future__ import annotations
 
-import os
 import re
 import socket
 import sqlite3
@@ -23,7 +22,7 @@ import pytest
 
 from errorset.cli import main
 
-from .conftest import REPO, make_config
+from .conftest import make_config
 from .imagefolders import write_tree
 
 ONE_LINE = r"errorset: error: {}[^\n]*\n"
@@ -34,17 +33,14 @@ def run_cli(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str]:
     return code, capsys.readouterr().err
 
 
-def run_subprocess(*argv: str, env: dict[str, str], timeout: float = 60) -> tuple[int, str, float]:
-    """Run ``python -m errorset ARGV`` in a fresh process; its exit status, stderr and seconds taken."""
+def run_cli_against(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, uri: str, *argv: str
+) -> tuple[int, str, float]:
+    """Run ``errorset ARGV`` in this process with ``$MLFLOW_TRACKING_URI=uri``; exit status, stderr, seconds."""
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
     start = time.monotonic()
-    proc = subprocess.run(
-        [sys.executable, "-m", "errorset", *argv],
-        env={**os.environ, "PYTHONPATH": str(REPO / "src"), "OMP_NUM_THREADS": "1", **env},
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-    )
-    return proc.returncode, proc.stderr, time.monotonic() - start
+    code, err = run_cli(capsys, *argv)
+    return code, err, time.monotonic() - start
 
 
 class Tmpfs:
@@ -94,10 +90,12 @@ def free_port() -> int:
 
 
 @pytest.mark.parametrize("command", ["train", "evaluate"])
-def test_an_unreachable_tracking_server_stops_the_command_at_once(digits_args, model_file, workdir, command):
+def test_an_unreachable_tracking_server_stops_the_command_at_once(
+    capsys, monkeypatch, digits_args, model_file, workdir, command
+):
     uri = f"http://127.0.0.1:{free_port()}"
-    code, err, seconds = run_subprocess(
-        command, *digits_args, "--set", f"eval.checkpoint={model_file}", env={"MLFLOW_TRACKING_URI": uri}
+    code, err, seconds = run_cli_against(
+        capsys, monkeypatch, uri, command, *digits_args, "--set", f"eval.checkpoint={model_file}"
     )
     assert code == 2, err
     assert re.fullmatch(ONE_LINE.format(rf"tracking\.uri: no MLflow tracking server answers at {uri} "), err), err
@@ -124,13 +122,15 @@ def _store_is_sound(path: Path) -> int:
         con.close()
 
 
-def test_a_read_only_sqlite_store_stops_the_command_before_work(digits_args, model_file, workdir, tmpfs):
+def test_a_read_only_sqlite_store_stops_the_command_before_work(
+    capsys, monkeypatch, digits_args, model_file, workdir, tmpfs
+):
     db = tmpfs.path / "mlflow.db"
     uri = _make_store(db)
     tmpfs.remount("ro")
     for store in (uri, f"sqlite:///{tmpfs.path / 'new' / 'mlflow.db'}"):  # an existing store, and a new one
-        code, err, _ = run_subprocess(
-            "evaluate", *digits_args, "--set", f"eval.checkpoint={model_file}", env={"MLFLOW_TRACKING_URI": store}
+        code, err, _ = run_cli_against(
+            capsys, monkeypatch, store, "evaluate", *digits_args, "--set", f"eval.checkpoint={model_file}"
         )
         assert code == 2, err
         expected = (
@@ -142,7 +142,12 @@ def test_a_read_only_sqlite_store_stops_the_command_before_work(digits_args, mod
     assert not (workdir / "reports").exists()
 
 
-def test_a_locked_sqlite_store_stops_the_command_and_is_left_sound(digits_args, model_file, workdir, tmp_path):
+def test_a_locked_sqlite_store_stops_the_command_and_is_left_sound(
+    capsys, monkeypatch, digits_args, model_file, workdir, tmp_path
+):
+    from errorset import tracking
+
+    monkeypatch.setattr(tracking, "SQLITE_BUSY_TIMEOUT_S", 1.0)  # the wait itself is SQLite's; one second shows it
     db = tmp_path / "store" / "mlflow.db"
     db.parent.mkdir()
     uri = _make_store(db)
@@ -161,14 +166,16 @@ def test_a_locked_sqlite_store_stops_the_command_and_is_left_sound(digits_args, 
     )
     try:
         assert holder.stdout is not None and holder.stdout.readline().strip() == "locked"
-        code, err, _ = run_subprocess(
-            "evaluate", *digits_args, "--set", f"eval.checkpoint={model_file}", env={"MLFLOW_TRACKING_URI": uri}
+        code, err, seconds = run_cli_against(
+            capsys, monkeypatch, uri, "evaluate", *digits_args, "--set", f"eval.checkpoint={model_file}"
         )
     finally:
         holder.kill()
         holder.wait()
     assert code == 2, err
-    assert re.fullmatch(ONE_LINE.format(r"tracking\.uri: the MLflow store .* is locked by another process"), err), err
+    locked = r"tracking\.uri: the MLflow store .* is locked by another process \(waited 1 s\)"
+    assert re.fullmatch(ONE_LINE.format(locked), err), err
+    assert 1.0 <= seconds < 15
     assert "Traceback" not in err
     assert _store_is_sound(db) == 0
     assert not (workdir / "reports").exists()

@@ -8,7 +8,7 @@ import pytest
 import torch
 from torch import nn
 
-from errorset.config import Config, load_config, to_dict
+from errorset.config import Config, to_dict
 from errorset.errors import CheckpointError, ConfigError
 from errorset.jobs import train as train_job
 from errorset.jobs.common import measuring_job
@@ -20,6 +20,7 @@ from errorset.measure.common import (
     measurement_precision,
     noisy_margins,
 )
+from errorset.resolve import load_config
 from errorset.runtime import derived_seed, set_deterministic
 from errorset.train.checkpoint import TrainState, restore_generator
 from errorset.validation import validate
@@ -189,7 +190,7 @@ def test_a_checkpoint_without_the_new_keys_still_resumes_with_their_defaults():
     config = to_dict(load_config(None, []))
     old = {k: v for k, v in config.items() if k not in ("measure_precision", "deterministic")}
     state = TrainState(0, {}, {}, {}, torch.zeros(1), torch.zeros(1), old, None)
-    state.check_config(config)  # no error: the keys did not exist and are at their defaults
+    train_job.check_resumable(state.config, config)  # no error: the keys did not exist and are at their defaults
     with pytest.raises(CheckpointError, match=r"measure_precision: 'float32' -> 'autocast'"):
-        state.check_config({**config, "measure_precision": "autocast"})
+        train_job.check_resumable(state.config, {**config, "measure_precision": "autocast"})
     assert dataclasses.fields(TrainState)[-1].name == "noise_generator_device"

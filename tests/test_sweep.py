@@ -16,11 +16,12 @@ from pathlib import Path
 import optuna
 import pytest
 
-from errorset.config import load_config, resolve
+from errorset.config import read_config
 from errorset.errors import ConfigError, UnknownNameError
 from errorset.jobs.sweep import sweep
 from errorset.measure.corruption_accuracy import evaluate_corruptions, summarize
 from errorset.models import load_model
+from errorset.resolve import load_config, resolve
 from errorset.sweep.run import held_out
 from errorset.sweep.summary import dominates
 
@@ -34,7 +35,7 @@ BLUR = ["defocus_blur", "glass_blur", "motion_blur", "zoom_blur"]
 
 def base_config(data_root: Path, workdir: Path, *overrides: str):
     """An unresolved digits config for a quick study in its own storage and experiment."""
-    return load_config(
+    return read_config(
         None,
         [
             "profile=smoke",
@@ -48,7 +49,6 @@ def base_config(data_root: Path, workdir: Path, *overrides: str):
             "sweep.trial_subset=0",
             *overrides,
         ],
-        resolve_profile=False,
     )
 
 

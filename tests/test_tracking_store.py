@@ -15,7 +15,7 @@ from .conftest import REPO
 CHILD = """
 import os, sys, time
 import mlflow  # imported before the barrier: the race is in creating the store, not in importing
-from errorset.config import load_config
+from errorset.resolve import load_config
 from errorset import tracking
 
 uri, name, ready, go = sys.argv[1:5]

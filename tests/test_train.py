@@ -25,7 +25,7 @@ def test_digits_reaches_90_percent_with_the_default_recipe(data_root, workdir):
     assert result.test_accuracy >= 0.90
     # the saved model gives the same accuracy on the full test split
     from errorset.data import load_dataset
-    from errorset.train import accuracy
+    from errorset.measure import accuracy
 
     data = load_dataset(cfg.data)
     x, y = data.tensors("test")
@@ -165,14 +165,12 @@ def test_adversarial_training_moves_batchnorm_statistics_once_per_step_in_eval_m
     """attack_mode=eval: the PGD forward passes leave BN alone, only the update moves it (train: steps + 1)."""
     from torch import nn
 
-    from errorset.config import AdversarialConfig, TrainConfig
     from errorset.train.loop import train_epoch
     from errorset.train.modes import MODES
 
     torch.manual_seed(0)
     model = nn.Sequential(nn.Flatten(), nn.Linear(16, 8), nn.BatchNorm1d(8), nn.ReLU(), nn.Linear(8, 3))
-    adv = AdversarialConfig(eps=0.05, step_size=0.02, steps=3, attack_mode=attack_mode)
-    transform = MODES.create("adversarial", TrainConfig(mode="adversarial", adversarial=adv))
+    transform = MODES.create("adversarial", norm="linf", eps=0.05, step_size=0.02, steps=3, attack_mode=attack_mode)
     x, y = torch.rand(40, 1, 4, 4), torch.arange(40) % 3
     bn = model[2]
     before = bn.running_mean.clone()

@@ -169,7 +169,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def load_args_config(args: argparse.Namespace, extra: Sequence[str] = ()) -> Any:
-    from errorset.config import load_config
+    from errorset.resolve import load_config
 
     path: str | None = args.params
     if path is None:
@@ -269,11 +269,11 @@ def _cmd_summary(args: argparse.Namespace) -> int:
 
 
 def _cmd_sweep(args: argparse.Namespace) -> int:
-    from errorset.config import load_config
+    from errorset.config import read_config
     from errorset.jobs.sweep import sweep
 
     path = args.params if args.params is not None else ("params.yaml" if Path("params.yaml").is_file() else None)
-    base = load_config(path, args.overrides, resolve_profile=False)
+    base = read_config(path, args.overrides)
     result = sweep(base, worker=args.worker, progress=not args.no_progress, spawned=args.spawned)
     if args.spawned:
         return 0

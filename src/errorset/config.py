@@ -13,7 +13,10 @@ Precedence, lowest first:
    :mod:`errorset.profiles`) fills every recipe key that is still ``null``.
 
 So a key left ``null`` follows the profile and an explicit value always wins.
-:func:`resolve` returns the fully resolved config that every run logs.
+:func:`errorset.resolve.resolve` returns the fully resolved config that every run logs.
+
+This module is the schema and its reading only: it imports nothing of errorset but its
+errors, so every package may use the dataclasses below without an import circle.
 """
 
 from __future__ import annotations
@@ -573,16 +576,13 @@ def read_params(path: str | Path) -> dict[str, Any]:
     return raw
 
 
-def load_config(
-    path: str | Path | None = "params.yaml",
-    overrides: Iterable[str] = (),
-    *,
-    resolve_profile: bool = True,
-) -> Config:
-    """Load ``path`` (None: defaults only), apply ``KEY=VALUE`` overrides and resolve the profile."""
+def read_config(path: str | Path | None = "params.yaml", overrides: Iterable[str] = ()) -> Config:
+    """Read ``path`` (None: defaults only) and apply ``KEY=VALUE`` overrides; the profile is *not* applied.
+
+    :func:`errorset.resolve.load_config` is this plus the profile and validation, what every command uses.
+    """
     raw = read_params(path) if path is not None else {}
-    cfg = config_from_dict(apply_overrides(raw, overrides))
-    return resolve(cfg) if resolve_profile else cfg
+    return config_from_dict(apply_overrides(raw, overrides))
 
 
 def to_dict(cfg: Any) -> Any:
@@ -606,18 +606,3 @@ def flatten(d: Any, prefix: str = "") -> dict[str, Any]:
         else:
             out[key] = v
     return out
-
-
-def resolve(cfg: Config) -> Config:
-    """Fill every ``null`` recipe key from the profile and validate all values.
-
-    Returns a new config; ``cfg`` is not changed. Raises :class:`ConfigError`
-    naming the first invalid key.
-    """
-    # Imported here: the profiles and registries import this module's dataclasses.
-    from errorset.profiles import apply_profile
-    from errorset.validation import validate
-
-    resolved = apply_profile(cfg)
-    validate(resolved)
-    return resolved

@@ -42,3 +42,17 @@ class TrackingError(ErrorsetError):
 
 class OutputError(ErrorsetError):
     """An output folder or file cannot be written (not writable, or the disk is full)."""
+
+
+def config_error_from(error: ValueError, keys: dict[str, str]) -> ConfigError:
+    """The :class:`ConfigError` for a function's ``"<argument>: ..."`` error, naming the config key instead.
+
+    Functions on tensors name their own arguments (``sigma_max: expected ...``); the layer that
+    called them from a config translates, once, with ``keys`` mapping argument names to
+    config keys (``{"sigma_max": "train.sigma_max"}``). Other messages are kept as they are.
+    """
+    message = str(error)
+    argument, sep, rest = message.partition(": ")
+    if sep and argument in keys:
+        message = f"{keys[argument]}: {rest}"
+    return ConfigError(message)

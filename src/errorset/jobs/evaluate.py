@@ -11,8 +11,8 @@ from errorset.config import Config
 from errorset.files import check_writable
 from errorset.jobs.common import load_trained, measuring_job, output_dir, write_csv, write_json
 from errorset.measure import accuracy_in_noise
+from errorset.measure.clean_accuracy import accuracy
 from errorset.runtime import make_generator
-from errorset.train.loop import accuracy
 
 
 @dataclass

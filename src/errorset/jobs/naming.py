@@ -4,8 +4,17 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from errorset.config import Config
-from errorset.train.modes import describe_mode
+from errorset.config import Config, TrainConfig
+
+
+def describe_mode(cfg: TrainConfig) -> str:
+    """A short readable label of a training recipe: ``clean``, ``gaussian-0.4``, ``adversarial-linf-0.0314``."""
+    if cfg.mode == "gaussian":
+        return f"gaussian-{cfg.sigma_max:g}"
+    if cfg.mode == "adversarial":
+        a = cfg.adversarial
+        return f"adversarial-{a.norm}-{a.eps:.3g}"
+    return cfg.mode
 
 
 def run_name(cfg: Config) -> str:

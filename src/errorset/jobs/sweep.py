@@ -125,7 +125,7 @@ def sweep(base: Config, *, worker: int = 0, progress: bool = True, spawned: bool
     """Run (or join, or resume) the study of ``base.sweep`` and report it.
 
     Args:
-        base: the *unresolved* config (``load_config(..., resolve_profile=False)``),
+        base: the *unresolved* config (``errorset.config.read_config``),
             so that each trial resolves its profile after its own overrides.
         worker: this process's worker number (its sampler seed is seed + worker).
         spawned: started by another ``sweep`` (``sweep.workers``): run trials only, do not report

@@ -2,35 +2,92 @@
 
 from __future__ import annotations
 
+import inspect
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import torch
 
 from errorset import interrupts
-from errorset.config import Config, to_dict
+from errorset.config import Config, TrainConfig, flatten, to_dict
 from errorset.data import file_md5, holdout_split, load_dataset, prepared_path, seeded_subset
-from errorset.errors import CheckpointError, TrainingDiverged
+from errorset.errors import CheckpointError, TrainingDiverged, config_error_from
 from errorset.jobs import run_marker
 from errorset.jobs.common import prepare_outputs, start_job_run
 from errorset.jobs.naming import train_output_dir, variant_name
+from errorset.measure.clean_accuracy import accuracy
 from errorset.models import Classifier, create_model, save_model
 from errorset.models.build import read_model_file
 from errorset.runtime import make_generator, pick_device, seed_everything
 from errorset.train.checkpoint import TrainState, restore_generator, set_schedule
-from errorset.train.loop import Precision, accuracy, train_epoch
-from errorset.train.modes import MODES
+from errorset.train.loop import Precision, train_epoch
+from errorset.train.modes import MODES, InputTransform
 
 if TYPE_CHECKING:
     from errorset import tracking
 
 log = logging.getLogger(__name__)
 
+#: keys that may differ between the interrupted run and its resumption
+RESUMABLE_DIFFERENCES = {"train.resume", "train.overwrite", "device", "tracking.uri"}
+#: the learning-rate schedule, which may change on resume (e.g. a lower rate after a NaN loss)
+SCHEDULE_KEYS = ("train.lr", "train.lr_gamma", "train.milestones")
+
 CHECKPOINT = "checkpoint.pt"
 MODEL = "model.pt"
+
+#: the ``train`` config key behind each keyword argument of the training-mode factories (train/modes.py)
+MODE_ARGUMENT_KEYS = {
+    "sigma_max": "sigma_max",
+    "clip": "gaussian_clip",
+    "norm": "adversarial.norm",
+    "eps": "adversarial.eps",
+    "steps": "adversarial.steps",
+    "step_size": "adversarial.step_size",
+    "random_start": "adversarial.random_start",
+    "attack_mode": "adversarial.attack_mode",
+}
+
+
+def check_resumable(saved: dict[str, Any], config: dict[str, Any]) -> dict[str, tuple[Any, Any]]:
+    """Raise when ``config`` differs from a checkpoint's ``saved`` config in anything but resumable keys.
+
+    Both are nested config dicts (:func:`~errorset.config.to_dict`); keys added to errorset
+    after the checkpoint was written count as their defaults.
+
+    Returns:
+        The learning-rate schedule keys (:data:`SCHEDULE_KEYS`) that changed, as
+        ``{key: (old, new)}``: the resumed run continues with the new schedule.
+    """
+    old = {**flatten(to_dict(Config())), **flatten(saved)}
+    new = flatten(config)
+    changed = sorted(k for k in set(old) | set(new) if old.get(k) != new.get(k))
+    diff = [k for k in changed if k not in RESUMABLE_DIFFERENCES and k not in SCHEDULE_KEYS]
+    if diff:
+        shown = ", ".join(f"{k}: {old.get(k)!r} -> {new.get(k)!r}" for k in diff[:6])
+        raise CheckpointError(
+            f"train.resume: the checkpoint was made with a different configuration ({shown}); resume with "
+            f"the same parameters (only {', '.join(SCHEDULE_KEYS)} may change) or train into another "
+            "train.output_dir"
+        )
+    return {k: (old.get(k), new.get(k)) for k in changed if k in SCHEDULE_KEYS}
+
+
+def training_transform(t: TrainConfig) -> InputTransform:
+    """The input transform of training mode ``t.mode``, its factory's arguments read from the (resolved) ``t``.
+
+    An argument the factory refuses is reported under its config key (``train.sigma_max: ...``).
+    """
+    factory = MODES.get(t.mode)
+    values = flatten(t)
+    kwargs = {name: values[MODE_ARGUMENT_KEYS[name]] for name in inspect.signature(factory).parameters}
+    try:
+        return factory(**kwargs)
+    except ValueError as e:
+        raise config_error_from(e, {arg: f"train.{key}" for arg, key in MODE_ARGUMENT_KEYS.items()}) from None
 
 
 @dataclass
@@ -116,7 +173,7 @@ def train(
     prepare_outputs(cfg, out, "train.output_dir")  # an unwritable folder or tracking store stops here
     _check_output_dir(cfg, out)
     state = TrainState.load(out / CHECKPOINT) if t.resume else None
-    schedule_changes = state.check_config(to_dict(cfg)) if state is not None else {}
+    schedule_changes = check_resumable(state.config, to_dict(cfg)) if state is not None else {}
     # a run killed with SIGKILL left its MLflow run RUNNING and maybe half-written temporary files
     run_marker.claim(out, resuming=state.run_id if state else None)
     run_marker.remove_stale_temporaries(out, (CHECKPOINT, MODEL))
@@ -160,7 +217,7 @@ def train(
     if x_train.numel() < 2**31:
         x_train, y_train = x_train.to(device), y_train.to(device)
     flip_crop = t.flip_crop if t.flip_crop is not None else data.input_shape == (3, 32, 32)
-    transform = MODES.create(t.mode, t)
+    transform = training_transform(t)
 
     history: list[dict[str, float]] = []
     start_epoch = 0

@@ -14,6 +14,7 @@
 ``table``               the per-image table ``analysis.csv`` (write, read)
 """
 
+from errorset.measure.clean_accuracy import accuracy, predict
 from errorset.measure.common import eval_mode, measurement_precision, misclassified, model_device, noisy_margins
 from errorset.measure.error_rate import error_rate_in_noise
 from errorset.measure.noise_accuracy import NoiseAccuracy, accuracy_in_noise
@@ -25,6 +26,7 @@ __all__ = [
     "NoiseAccuracy",
     "NoisyDistance",
     "SigmaSearch",
+    "accuracy",
     "accuracy_in_noise",
     "error_rate_in_noise",
     "eval_mode",
@@ -34,6 +36,7 @@ __all__ = [
     "misclassified",
     "model_device",
     "noisy_margins",
+    "predict",
     "robust_accuracy",
     "search_sigma_at_error_rate",
     "sigma_at_error_rate",

@@ -79,9 +79,9 @@ def measure(
     from errorset.attacks import nearest_error
     from errorset.data.batches import to_float
     from errorset.measure import error_rate_in_noise, search_sigma_at_error_rate
+    from errorset.measure.clean_accuracy import predict
     from errorset.measure.common import eval_mode
     from errorset.runtime import make_generator
-    from errorset.train.loop import predict
 
     a = cfg.analyze
     assert a.samples and a.nearest.steps and a.noisy.samples and a.noisy.steps, "resolve the config first"

@@ -43,7 +43,7 @@ def _register(objective: Objective) -> None:
 
 
 def _clean(model, x, y, cfg, generator) -> float:
-    from errorset.train.loop import accuracy
+    from errorset.measure.clean_accuracy import accuracy
 
     return accuracy(model, x, y)
 

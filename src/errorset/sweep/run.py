@@ -29,9 +29,10 @@ from typing import Any
 import torch
 
 from errorset import interrupts
-from errorset.config import Config, resolve
+from errorset.config import Config
 from errorset.errors import ConfigError, ErrorsetError, TrainingDiverged
 from errorset.measure.common import measurement_precision
+from errorset.resolve import resolve
 from errorset.sweep.objectives import OBJECTIVES, Objective, check_settings
 from errorset.sweep.space import Param, check_space, parse_fixed, parse_space, trial_config
 from errorset.sweep.storage import describe, open_storage

@@ -16,8 +16,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from errorset.config import Config, apply_overrides, config_from_dict, flatten, resolve, to_dict
+from errorset.config import Config, apply_overrides, config_from_dict, flatten, to_dict
 from errorset.errors import ConfigError
+from errorset.resolve import resolve
 
 TYPES = ("float", "int", "categorical")
 _SPEC_KEYS = {"type", "low", "high", "log", "step", "choices"}

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import torch
 
-from errorset.errors import ConfigError
-
 
 def gaussian_augment(
     x: torch.Tensor,
@@ -29,7 +27,7 @@ def gaussian_augment(
         (noisy images, the per-image sigmas of shape (N,)).
     """
     if not sigma_max >= 0:
-        raise ConfigError(f"train.sigma_max: expected a number >= 0, got {sigma_max!r}")
+        raise ValueError(f"sigma_max: expected a number >= 0, got {sigma_max!r}")
     dev = generator.device if generator is not None else x.device
     n = x.shape[0]
     sigma = torch.rand(n, generator=generator, device=dev, dtype=torch.float32).to(x.device) * sigma_max

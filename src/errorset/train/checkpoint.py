@@ -21,7 +21,6 @@ from typing import Any
 
 import torch
 
-from errorset.config import Config, flatten, to_dict
 from errorset.errors import CheckpointError
 from errorset.models.build import atomic_torch_save, load_weights_only
 from errorset.runtime import derived_seed
@@ -29,11 +28,6 @@ from errorset.runtime import derived_seed
 CHECKPOINT_FORMAT = "errorset.checkpoint/2"
 #: formats :meth:`TrainState.load` reads (1: before the noise generator's device was recorded)
 READABLE_FORMATS = ("errorset.checkpoint/1", CHECKPOINT_FORMAT)
-
-#: keys that may differ between the interrupted run and its resumption
-RESUMABLE_DIFFERENCES = {"train.resume", "train.overwrite", "device", "tracking.uri"}
-#: the learning-rate schedule, which may change on resume (e.g. a lower rate after a NaN loss)
-SCHEDULE_KEYS = ("train.lr", "train.lr_gamma", "train.milestones")
 
 
 @dataclass
@@ -63,27 +57,6 @@ class TrainState:
         if not isinstance(payload, dict) or payload.pop("format", None) not in READABLE_FORMATS:
             raise CheckpointError(f"train.resume: {path} is not an errorset checkpoint")
         return cls(**payload)
-
-    def check_config(self, config: dict[str, Any]) -> dict[str, tuple[Any, Any]]:
-        """Raise when ``config`` differs from the checkpoint's in anything but resumable keys.
-
-        Returns:
-            The learning-rate schedule keys (:data:`SCHEDULE_KEYS`) that changed, as
-            ``{key: (old, new)}``: the resumed run continues with the new schedule.
-        """
-        # keys added to errorset after the checkpoint was written count as their defaults
-        old = {**flatten(to_dict(Config())), **flatten(self.config)}
-        new = flatten(config)
-        changed = sorted(k for k in set(old) | set(new) if old.get(k) != new.get(k))
-        diff = [k for k in changed if k not in RESUMABLE_DIFFERENCES and k not in SCHEDULE_KEYS]
-        if diff:
-            shown = ", ".join(f"{k}: {old.get(k)!r} -> {new.get(k)!r}" for k in diff[:6])
-            raise CheckpointError(
-                f"train.resume: the checkpoint was made with a different configuration ({shown}); resume with "
-                f"the same parameters (only {', '.join(SCHEDULE_KEYS)} may change) or train into another "
-                "train.output_dir"
-            )
-        return {k: (old.get(k), new.get(k)) for k in changed if k in SCHEDULE_KEYS}
 
 
 def set_schedule(

@@ -23,64 +23,71 @@ import torch
 from torch import nn
 
 from errorset.attacks import pgd
-from errorset.config import TrainConfig
 from errorset.registry import Registry
 from errorset.train.augment import gaussian_augment
 
 #: transform(model, x, y, generator) -> the batch the loss is computed on
 InputTransform = Callable[[nn.Module, torch.Tensor, torch.Tensor, torch.Generator], torch.Tensor]
 
+#: training-mode factories by name; each takes its settings as plain keyword arguments
+#: (the config layer, :func:`errorset.jobs.train.training_transform`, maps config keys to them)
 MODES: Registry[InputTransform] = Registry("training mode", "train.mode")
 
-#: train.adversarial.attack_mode: the model's mode while PGD runs
+#: attack_mode of adversarial training: the model's mode while PGD runs
 ATTACK_MODES = ("eval", "train")
 
 
 @MODES.register("clean")
-def clean(cfg: TrainConfig) -> InputTransform:
+def clean() -> InputTransform:
+    """The batch as it is."""
     return lambda model, x, y, generator: x
 
 
 @MODES.register("gaussian")
-def gaussian(cfg: TrainConfig) -> InputTransform:
+def gaussian(sigma_max: float, clip: bool = False) -> InputTransform:
+    """Gaussian augmentation: per-image sigma ~ U(0, ``sigma_max``) ([0,1] pixel units); ``clip`` to [0,1]."""
+    if not sigma_max >= 0:
+        raise ValueError(f"sigma_max: expected a number >= 0, got {sigma_max!r}")
+
     def transform(model: nn.Module, x: torch.Tensor, y: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
-        return gaussian_augment(x, cfg.sigma_max, generator=generator, clip=cfg.gaussian_clip)[0]
+        return gaussian_augment(x, sigma_max, generator=generator, clip=clip)[0]
 
     return transform
 
 
 @MODES.register("adversarial")
-def adversarial(cfg: TrainConfig) -> InputTransform:
-    a = cfg.adversarial
-    assert a.eps is not None and a.step_size is not None, "resolve the config first"
+def adversarial(
+    norm: str,
+    eps: float,
+    steps: int,
+    step_size: float,
+    random_start: bool = True,
+    attack_mode: str = "eval",
+) -> InputTransform:
+    """PGD adversarial training: the batch replaced by PGD examples of radius ``eps`` in ``norm``.
+
+    ``attack_mode`` is the model's mode while the attack runs (``eval`` or ``train``).
+    """
+    if attack_mode not in ATTACK_MODES:
+        raise ValueError(f"attack_mode: unknown mode {attack_mode!r}; valid modes: {', '.join(ATTACK_MODES)}")
 
     def transform(model: nn.Module, x: torch.Tensor, y: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
         was_training = model.training
-        if a.attack_mode == "eval":
+        if attack_mode == "eval":
             model.eval()
         try:
             return pgd(
                 model,
                 x,
                 y,
-                norm=a.norm,
-                eps=a.eps,
-                steps=a.steps,
-                step_size=a.step_size,
-                random_start=a.random_start,
+                norm=norm,
+                eps=eps,
+                steps=steps,
+                step_size=step_size,
+                random_start=random_start,
                 generator=generator,
             )
         finally:
             model.train(was_training)
 
     return transform
-
-
-def describe_mode(cfg: TrainConfig) -> str:
-    """A short readable label: ``clean``, ``gaussian-0.4``, ``adversarial-linf-0.0314``."""
-    if cfg.mode == "gaussian":
-        return f"gaussian-{cfg.sigma_max:g}"
-    if cfg.mode == "adversarial":
-        a = cfg.adversarial
-        return f"adversarial-{a.norm}-{a.eps:.3g}"
-    return cfg.mode
