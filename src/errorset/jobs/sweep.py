@@ -28,6 +28,7 @@ from errorset import interrupts
 from errorset.config import Config, to_yaml
 from errorset.errors import ErrorsetError
 from errorset.jobs.common import write_csv, write_json
+from errorset.jobs.sweep_trials import run_worker
 from errorset.plots.style import save_figure
 from errorset.sweep import run as runner
 from errorset.sweep import summary as summaries
@@ -146,7 +147,7 @@ def sweep(base: Config, *, worker: int = 0, progress: bool = True, spawned: bool
                 torch.set_num_threads(threads)
                 procs = _spawn_workers(base, s.workers - 1, Path(tmp), threads)
             try:
-                runner.run_worker(sw, progress=progress)
+                run_worker(sw, progress=progress)
             finally:
                 codes = _wait_for_workers(procs)
         interrupts.check()  # a stop request that came while waiting for the workers
