@@ -302,6 +302,21 @@ def test_a_study_remembers_its_objectives(data_root, workdir):
         sweep(base_config(data_root, workdir, "sweep.n_trials=1"), progress=False)
 
 
+def test_the_study_names_its_objectives_for_the_dashboard(data_root, workdir):
+    """optuna-dashboard labels the objectives by name (set_metric_names), not "0" and "1"."""
+    from errorset.sweep.run import prepare
+
+    prepare(base_config(data_root, workdir, "sweep.objectives=[clean_accuracy,noise_accuracy]"))
+    assert _study(workdir).metric_names == ["clean_accuracy", "noise_accuracy"]
+    # a study made without names (by an older errorset, which stored only its objectives) gets them when joined
+    storage = f"sqlite:///{workdir / 'study.db'}"
+    optuna.create_study(study_name="unnamed", storage=storage, directions=["maximize"]).set_user_attr(
+        "objectives", ["clean_accuracy"]
+    )
+    prepare(base_config(data_root, workdir, "sweep.study_name=unnamed", "sweep.objectives=[clean_accuracy]"))
+    assert optuna.load_study(study_name="unnamed", storage=storage).metric_names == ["clean_accuracy"]
+
+
 # --- workers started together, killed, interrupted (issue 11) ----------------------------------------------
 
 
