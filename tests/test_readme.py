@@ -1,10 +1,13 @@
-"""The README's Python snippets run as written, and the figure names it gives are the ones the code writes."""
+"""The README's Python snippets run as written, its figure names are the code's, and git ignores what a run leaves."""
 
 from __future__ import annotations
 
 import re
 import shutil
+import subprocess
 import uuid
+
+import pytest
 
 from .conftest import REPO
 
@@ -57,3 +60,41 @@ def test_the_readme_names_the_figures_the_code_writes():
     code = _code_figure_names()
     assert readme - code == set(), "named in the README, written nowhere"
     assert code - readme == set(), "written by the code, not in the README"
+
+
+IGNORED = [
+    "mlflow.db",  # MLflow's default store (README: Tracking)
+    "mlflow.db.lock",
+    "mlruns/1/abc/artifacts/config.yaml",
+    "data/digits.npz",  # DVC outputs, in DVC's cache
+    "models/clean/model.pt",
+    "models/digits/mlp/clean/model.pt",
+    "sweeps/optuna.db",
+    "sweeps/optuna.db.lock",
+    "dvc_plots/index.html",  # `dvc plots show`
+    "reports/digits/mlp/clean/metrics.json",  # the command line's default result folders
+    "reports/cifar10/resnet8/clean/analysis.csv",
+    "notebooks/data/digits.npz",
+]
+COMMITTED = [  # the DVC stages' cache: false outputs and what describes the pipeline
+    "reports/clean/metrics.json",
+    "reports/gaussian-0.4/corruptions/heatmap.png",
+    "reports/summary/figure7_accuracy_in_noise.png",
+    "reports/sweep/summary.json",
+    "reports/corruptions/metrics.json",
+    "dvc.lock",
+    "params.yaml",
+]
+
+
+def test_gitignore_leaves_out_what_a_run_leaves_and_keeps_the_dvc_results():
+    if shutil.which("git") is None or not (REPO / ".git").exists():
+        pytest.skip("not a git checkout")
+
+    def ignored(path: str) -> bool:
+        run = subprocess.run(["git", "check-ignore", "-q", "--no-index", path], cwd=REPO, check=False)
+        assert run.returncode in (0, 1), run
+        return run.returncode == 0
+
+    assert [p for p in IGNORED if not ignored(p)] == []
+    assert [p for p in COMMITTED if ignored(p)] == []
