@@ -288,12 +288,26 @@ def test_bad_sweep_settings_fail_before_any_trial(data_root, workdir, overrides,
 
 
 def test_nested_overrides_of_the_space_work(data_root, workdir):
-    """`--set sweep.space.train.sigma_max.high=0.2` (and dvc exp run -S) edits one field of a flat entry."""
+    """`--set sweep.space.train.sigma_max.high=0.2` edits one field of a flat entry (DVC's -S cannot: below)."""
     from errorset.sweep import parse_space
 
     cfg = load_config(REPO / "params.yaml", ["sweep.space.train.sigma_max.high=0.2"])
     (param,) = parse_space(cfg.sweep.space)
     assert (param.key, param.low, param.high) == ("train.sigma_max", 0.0, 0.2)
+
+
+def test_dvc_exp_run_set_of_the_whole_space_entry_works(tmp_path):
+    """The README's `dvc exp run -S 'sweep.space={train.sigma_max: {...}}'`, through DVC's own params rewrite."""
+    pytest.importorskip("hydra")
+    from dvc.utils.hydra import apply_overrides as dvc_apply_overrides
+
+    from errorset.sweep import parse_space
+
+    path = tmp_path / "params.yaml"
+    path.write_text((REPO / "params.yaml").read_text())
+    dvc_apply_overrides(str(path), ["sweep.space={train.sigma_max: {type: float, low: 0.0, high: 0.5}}"])
+    (param,) = parse_space(load_config(path).sweep.space)
+    assert (param.key, param.low, param.high) == ("train.sigma_max", 0.0, 0.5)
 
 
 def test_a_study_remembers_its_objectives(data_root, workdir):
