@@ -167,3 +167,22 @@ def test_defaults_match_params_yaml_except_where_it_says_so():
 def test_restarts_need_a_random_start():
     with pytest.raises(ConfigError, match=r"attack\.restarts: restarts > 1 need attack\.random_start: true"):
         load_config(None, ["attack.restarts=2", "attack.random_start=false"])
+
+
+def test_params_yaml_keeps_its_comments_through_dvc_exp_run_set(tmp_path):
+    """`dvc exp run -S KEY=VALUE` rewrites params.yaml (DVC's round trip, which keeps comments); only KEY changes."""
+    pytest.importorskip("hydra")
+    from dvc.utils.hydra import apply_overrides as dvc_apply_overrides
+
+    original = (REPO / "params.yaml").read_text()
+    path = tmp_path / "params.yaml"
+    path.write_text(original)
+    dvc_apply_overrides(str(path), ["analyze.images=20"])
+
+    def comments(text: str) -> list[str]:
+        return [line[line.index("#") :] for line in text.splitlines() if "#" in line]
+
+    assert comments(path.read_text()) == comments(original)
+    assert path.read_text().startswith("# What each key means: ")
+    before, after = flatten(load_config(REPO / "params.yaml")), flatten(load_config(path))
+    assert {k for k in before if before[k] != after[k]} == {"analyze.images"}

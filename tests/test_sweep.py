@@ -288,7 +288,7 @@ def test_bad_sweep_settings_fail_before_any_trial(data_root, workdir, overrides,
 
 
 def test_nested_overrides_of_the_space_work(data_root, workdir):
-    """`--set sweep.space.train.sigma_max.high=0.2` (and dvc exp run -S) edits one field of a flat entry."""
+    """`--set sweep.space.train.sigma_max.high=0.2` edits one field of a flat entry (DVC's -S cannot: below)."""
     from errorset.sweep import parse_space
 
     cfg = load_config(REPO / "params.yaml", ["sweep.space.train.sigma_max.high=0.2"])
@@ -296,10 +296,39 @@ def test_nested_overrides_of_the_space_work(data_root, workdir):
     assert (param.key, param.low, param.high) == ("train.sigma_max", 0.0, 0.2)
 
 
+def test_dvc_exp_run_set_of_the_whole_space_entry_works(tmp_path):
+    """The README's `dvc exp run -S 'sweep.space={train.sigma_max: {...}}'`, through DVC's own params rewrite."""
+    pytest.importorskip("hydra")
+    from dvc.utils.hydra import apply_overrides as dvc_apply_overrides
+
+    from errorset.sweep import parse_space
+
+    path = tmp_path / "params.yaml"
+    path.write_text((REPO / "params.yaml").read_text())
+    dvc_apply_overrides(str(path), ["sweep.space={train.sigma_max: {type: float, low: 0.0, high: 0.5}}"])
+    (param,) = parse_space(load_config(path).sweep.space)
+    assert (param.key, param.low, param.high) == ("train.sigma_max", 0.0, 0.5)
+
+
 def test_a_study_remembers_its_objectives(data_root, workdir):
     sweep(base_config(data_root, workdir, "sweep.n_trials=1", "sweep.objectives=[clean_accuracy]"), progress=False)
     with pytest.raises(ConfigError, match=r"sweep\.objectives: study 'errorset-sweep' .* was made for objectives"):
         sweep(base_config(data_root, workdir, "sweep.n_trials=1"), progress=False)
+
+
+def test_the_study_names_its_objectives_for_the_dashboard(data_root, workdir):
+    """optuna-dashboard labels the objectives by name (set_metric_names), not "0" and "1"."""
+    from errorset.sweep.run import prepare
+
+    prepare(base_config(data_root, workdir, "sweep.objectives=[clean_accuracy,noise_accuracy]"))
+    assert _study(workdir).metric_names == ["clean_accuracy", "noise_accuracy"]
+    # a study made without names (by an older errorset, which stored only its objectives) gets them when joined
+    storage = f"sqlite:///{workdir / 'study.db'}"
+    optuna.create_study(study_name="unnamed", storage=storage, directions=["maximize"]).set_user_attr(
+        "objectives", ["clean_accuracy"]
+    )
+    prepare(base_config(data_root, workdir, "sweep.study_name=unnamed", "sweep.objectives=[clean_accuracy]"))
+    assert optuna.load_study(study_name="unnamed", storage=storage).metric_names == ["clean_accuracy"]
 
 
 # --- workers started together, killed, interrupted (issue 11) ----------------------------------------------

@@ -66,6 +66,7 @@ class ImageFolderSource:
 
 @dataclass
 class DataConfig:
+    #: the dataset: cifar10 | digits (scikit-learn's 8x8 digits, no download) | imagefolder
     name: str = "cifar10"
     #: folder of prepared arrays (<root>/<name>.npz) and raw downloads (<root>/raw)
     root: str = "data"
@@ -85,12 +86,14 @@ class ModelConfig:
 class AdversarialConfig:
     """Madry PGD adversarial training. eps and step_size in [0,1] pixel units."""
 
+    #: linf | l2
     norm: str = "linf"
     #: null = 8/255 for linf, 0.5 for l2
     eps: float | None = None
     steps: int = 7
     #: null = 2/255 for linf, 0.1 for l2
     step_size: float | None = None
+    #: start each attack at a uniform random point of the eps ball
     random_start: bool = True
     #: BatchNorm mode while the attack is generated: eval (BN running stats updated once per step, by the
     #: update; MadryLab's robustness library) or train (the attack's forward passes update them too)
@@ -99,6 +102,7 @@ class AdversarialConfig:
 
 @dataclass
 class TrainConfig:
+    #: clean | gaussian (Gaussian augmentation) | adversarial (PGD adversarial training)
     mode: str = "clean"
     #: gaussian mode: per-image sigma ~ U(0, sigma_max), in [0,1] pixel units
     sigma_max: float = 0.0
@@ -138,9 +142,11 @@ class EvalConfig:
 
     #: model.pt to evaluate; null = <train.output_dir>/model.pt
     checkpoint: str | None = None
+    #: noise sigmas of the accuracy curve ([0,1] pixel units)
     sigmas: list[float] = field(
         default_factory=lambda: [0.0, 0.02, 0.04, 0.06, 0.08, 0.1, 0.15, 0.2, 0.3, 0.4, 0.6, 0.8]
     )
+    #: independent noise draws per sigma (the curve's mean and std are over them)
     trials: int = 10
     #: evaluate on this many test images (seeded subset); 0 = all; null = profile
     n_images: int | None = None
@@ -156,6 +162,7 @@ class EvalConfig:
 class NearestConfig:
     """The nearest-error search d(x0, E) (Figure 2)."""
 
+    #: l2 | linf
     norm: str = "l2"
     #: search radius; images with no error found within it get this distance
     eps_max: float = 1.0
@@ -214,6 +221,7 @@ class AnalyzeConfig:
 class AttackConfig:
     """Accuracy under PGD over an eps grid (``errorset attack``; Figure 6, bottom)."""
 
+    #: model.pt to attack; null = <train output dir>/model.pt
     checkpoint: str | None = None
     #: test images (seeded subset); 0 = all; null = profile
     images: int | None = None
@@ -271,6 +279,7 @@ class SweepCorruptionsConfig:
 class SweepConfig:
     """Optuna sweeps over training parameters (``errorset sweep``)."""
 
+    #: the Optuna study; workers with the same study_name and storage share it
     study_name: str = "errorset-sweep"
     #: a database URL (sqlite:///..., postgresql://...) or an Optuna journal file (*.log, *.journal);
     #: null = sqlite:///sweeps/optuna.db
@@ -353,10 +362,11 @@ class CorruptionsConfig:
 
 @dataclass
 class TrackingConfig:
+    #: the MLflow experiment every run goes to
     experiment: str = "errorset"
     #: null = $MLFLOW_TRACKING_URI, else MLflow's default (sqlite:///mlflow.db)
     uri: str | None = None
-    #: null = a readable name such as cifar10/resnet8/gaussian-0.4
+    #: null = what differs first, e.g. gaussian-0.4 · evaluate · cifar10/resnet8
     run_name: str | None = None
     #: log the trained model with mlflow.pytorch.log_model
     log_model: bool = True

@@ -165,8 +165,11 @@ def prepare(base: Config, *, worker: int = 0) -> Sweep:
     if created:
         study.set_user_attr(CREATOR_ATTR, _me())  # first: a worker that sees the objectives sees the creator
         study.set_user_attr(OBJECTIVES_ATTR, s.objectives)
+        study.set_metric_names(list(s.objectives))  # optuna-dashboard then labels the values, not "0", "1"
     else:
         _check_objectives(study, cfg, objectives, wait=PARENT_WAIT_S)
+        if not study.metric_names:  # a study made by an older errorset or by Optuna directly
+            study.set_metric_names(list(s.objectives))
     sweep = Sweep(
         base=base,
         cfg=cfg,
