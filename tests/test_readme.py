@@ -25,7 +25,7 @@ def test_the_readme_python_snippets_run(workdir, capsys):
     The model is what the Quick start's first command (`errorset train --set data.name=digits`) writes, in
     the folder a user runs the snippet from, with the repository's params.yaml; a snippet that raises fails.
     """
-    from errorset.config import load_config
+    from errorset.resolve import load_config
     from errorset.jobs.train import train
 
     shutil.copy(REPO / "params.yaml", workdir / "params.yaml")
