@@ -25,8 +25,8 @@ def test_the_readme_python_snippets_run(workdir, capsys):
     The model is what the Quick start's first command (`errorset train --set data.name=digits`) writes, in
     the folder a user runs the snippet from, with the repository's params.yaml; a snippet that raises fails.
     """
-    from errorset.resolve import load_config
     from errorset.jobs.train import train
+    from errorset.resolve import load_config
 
     shutil.copy(REPO / "params.yaml", workdir / "params.yaml")
     cfg = load_config(

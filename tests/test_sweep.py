@@ -19,11 +19,11 @@ import pytest
 from errorset.config import read_config
 from errorset.errors import ConfigError, UnknownNameError
 from errorset.jobs.sweep import sweep
+from errorset.jobs.sweep_study import held_out
+from errorset.jobs.sweep_summary import dominates
 from errorset.measure.corruption_accuracy import evaluate_corruptions, summarize
 from errorset.models import load_model
 from errorset.resolve import load_config, resolve
-from errorset.sweep.run import held_out
-from errorset.sweep.summary import dominates
 
 from .conftest import REPO, cli_sets, mlflow_client, subprocess_env
 
@@ -318,7 +318,7 @@ def test_a_study_remembers_its_objectives(data_root, workdir):
 
 def test_the_study_names_its_objectives_for_the_dashboard(data_root, workdir):
     """optuna-dashboard labels the objectives by name (set_metric_names), not "0" and "1"."""
-    from errorset.sweep.run import prepare
+    from errorset.jobs.sweep_study import prepare
 
     prepare(base_config(data_root, workdir, "sweep.objectives=[clean_accuracy,noise_accuracy]"))
     assert _study(workdir).metric_names == ["clean_accuracy", "noise_accuracy"]

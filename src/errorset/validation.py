@@ -132,6 +132,7 @@ def validate(cfg: Config) -> None:
         _require(img.image_size >= 1, "data.imagefolder.image_size", "an integer >= 1", img.image_size)
 
     _validate_corruptions(cfg)
+    _validate_sweep(cfg)
 
 
 def _validate_corruptions(cfg: Config) -> None:
@@ -143,8 +144,7 @@ def _validate_corruptions(cfg: Config) -> None:
     if c.names is not None:
         _require(len(c.names) > 0, "corruptions.names", "a non-empty list of corruptions, or null for all 19", c.names)
         expand_corruptions(c.names, "corruptions.names")
-    _require(len(c.severities) > 0, "corruptions.severities", "a non-empty list of integers 1-5", c.severities)
-    _require(all(1 <= s <= 5 for s in c.severities), "corruptions.severities", "integers from 1 to 5", c.severities)
+    _check_severities(c.severities, "corruptions.severities")
     check_table_setting(c.table, "corruptions.table")
     _require(len(c.formats) > 0, "corruptions.formats", f"a non-empty list of {', '.join(FORMATS)}", c.formats)
     for i, f in enumerate(c.formats):
@@ -154,6 +154,64 @@ def _validate_corruptions(cfg: Config) -> None:
         _require(c.n_images >= 0, "corruptions.n_images", "an integer >= 0 (0 = all)", c.n_images)
     _require(c.batch_size >= 1, "corruptions.batch_size", "an integer >= 1", c.batch_size)
     _require(c.gallery_index >= 0, "corruptions.gallery_index", "an integer >= 0", c.gallery_index)
+
+
+def _check_severities(severities: list[int], key: str) -> None:
+    """A non-empty list of corruption severities, each an integer 1-5 (the one severity check)."""
+    from errorset.data.corruptions import check_severity
+
+    _require(len(severities) > 0, key, "a non-empty list of integers 1-5", severities)
+    for i, severity in enumerate(severities):
+        check_severity(severity, f"{key}[{i}]")
+
+
+def _validate_sweep(cfg: Config) -> None:
+    """The ``sweep`` group: counts, the objectives and their settings, sampler, pruner, space and fixed keys.
+
+    The space's values themselves (does each bound give a valid config?) are checked when the
+    study is prepared (:func:`errorset.jobs.sweep_study.check_space`), which resolves a config per bound.
+    """
+    from errorset.data.corruptions import check_table_setting
+    from errorset.data.corruptions.formats import check_format
+    from errorset.measure.corruption_accuracy import in_all
+    from errorset.sweep.objectives import OBJECTIVES, corruption_names
+    from errorset.sweep.space import parse_fixed, parse_space
+    from errorset.sweep.strategies import PRUNERS, SAMPLERS
+
+    s = cfg.sweep
+    _require(s.n_trials >= 1, "sweep.n_trials", "an integer >= 1", s.n_trials)
+    _require(len(s.objectives) > 0, "sweep.objectives", "at least one objective name", s.objectives)
+    _require(len(set(s.objectives)) == len(s.objectives), "sweep.objectives", "each objective once", s.objectives)
+    for name in s.objectives:
+        OBJECTIVES.check(name)
+    if "corruption_accuracy" in s.objectives:
+        c = s.corruptions
+        expected = (
+            "at least one benchmark corruption other than gaussian_noise "
+            '(the objective is the paper\'s "All", which leaves gaussian_noise out)'
+        )
+        _require(any(in_all(name) for name in corruption_names(cfg)), "sweep.corruptions.names", expected, c.names)
+        _check_severities(c.severities, "sweep.corruptions.severities")
+        check_table_setting(c.table, "sweep.corruptions.table")
+        check_format(c.format, "sweep.corruptions.format")
+    PRUNERS.check(s.pruner)
+    SAMPLERS.check(s.sampler)
+    for key, value in (
+        ("workers", s.workers),
+        ("heartbeat_interval", s.heartbeat_interval),
+        ("validation_images", s.validation_images),
+        ("sigma_samples", s.sigma_samples),
+    ):
+        _require(value >= 1, f"sweep.{key}", "an integer >= 1", value)
+    _require(s.max_retry >= 0, "sweep.max_retry", "an integer >= 0", s.max_retry)
+    _require(bool(s.study_name.strip()), "sweep.study_name", "a non-empty name", s.study_name)
+    for where, keys in (("sweep.space", [p.key for p in parse_space(s.space)]), ("sweep.fixed", parse_fixed(s.fixed))):
+        for key in keys:
+            if key == "seed" or key.startswith(("data.", "device", "tracking.")):
+                raise ConfigError(
+                    f"{where}.{key}: every trial must share the data, seed and tracking settings "
+                    "(the held-out validation images depend on them)"
+                )
 
 
 def _check_sigma_samples(key: str, samples: int, mu_key: str, mu: float, max_rel_error: float) -> None:

@@ -27,11 +27,11 @@ from typing import Any
 from errorset import interrupts
 from errorset.config import Config, to_yaml
 from errorset.errors import ErrorsetError
+from errorset.jobs import sweep_study as runner
+from errorset.jobs import sweep_summary as summaries
 from errorset.jobs.common import write_csv, write_json
 from errorset.jobs.sweep_trials import run_worker
 from errorset.plots.style import save_figure
-from errorset.sweep import run as runner
-from errorset.sweep import summary as summaries
 
 log = logging.getLogger(__name__)
 

@@ -1,6 +1,6 @@
 """The sweep's trials: each an Optuna trial whose model is a nested ``errorset train`` job.
 
-The study, its parent run and the bookkeeping between workers are :mod:`errorset.sweep.run`'s;
+The study, its parent run and the bookkeeping between workers are :mod:`errorset.jobs.sweep_study`'s;
 this module runs one worker's trials through the training job (:func:`errorset.jobs.train.train`),
 measuring the objectives on the held-out images after training (and after each epoch when pruning).
 """
@@ -14,8 +14,7 @@ import torch
 
 from errorset import interrupts
 from errorset.errors import TrainingDiverged
-from errorset.measure.common import measurement_precision
-from errorset.sweep.run import (
+from errorset.jobs.sweep_study import (
     Surplus,
     Sweep,
     fail_orphaned_runs,
@@ -24,8 +23,9 @@ from errorset.sweep.run import (
     held_out,
     quiet_optuna_failures,
     taken_before,
+    trial_config,
 )
-from errorset.sweep.space import trial_config
+from errorset.measure.common import measurement_precision
 
 log = logging.getLogger(__name__)
 
@@ -48,7 +48,7 @@ def run_worker(sweep: Sweep, *, progress: bool = True) -> None:
     x_val, y_val = held_out(cfg)
     device = pick_device(cfg.device)
     primary = sweep.objectives[0]
-    prune = s.pruner == "median" and len(sweep.objectives) == 1 and primary.per_epoch
+    prune = s.pruner != "none" and len(sweep.objectives) == 1 and primary.per_epoch
 
     def objective(trial: Any) -> Any:
         interrupts.check()  # no new trial after a stop request

@@ -1,4 +1,4 @@
-"""Figures of an Optuna sweep, from its trial rows (see :func:`errorset.sweep.summary.trial_rows`)."""
+"""Figures of an Optuna sweep, from its trial rows (see :func:`errorset.jobs.sweep_summary.trial_rows`)."""
 
 from __future__ import annotations
 

@@ -19,7 +19,6 @@ from dataclasses import dataclass
 import torch
 
 from errorset.config import Config
-from errorset.errors import ConfigError
 from errorset.registry import Registry
 
 #: measure(model, x (uint8), y, cfg, generator) -> value
@@ -103,26 +102,3 @@ _register(Objective("noise_accuracy", _noise))
 _register(Objective("pgd_accuracy", _pgd))
 _register(Objective("median_sigma", _median_sigma))
 _register(Objective("corruption_accuracy", _corruption, per_epoch=False))
-
-
-def check_settings(cfg: Config) -> None:
-    """Raise one clear error now if an objective of ``sweep.objectives`` is unknown or its settings are wrong."""
-    for name in cfg.sweep.objectives:
-        OBJECTIVES.check(name)
-    if "corruption_accuracy" in cfg.sweep.objectives:
-        from errorset.data.corruptions import check_severity, check_table_setting
-        from errorset.data.corruptions.formats import check_format
-        from errorset.measure.corruption_accuracy import in_all
-
-        c = cfg.sweep.corruptions
-        if not any(in_all(name) for name in corruption_names(cfg)):
-            raise ConfigError(
-                f"sweep.corruptions.names: expected at least one benchmark corruption other than gaussian_noise "
-                f'(the objective is the paper\'s "All", which leaves gaussian_noise out), got {c.names!r}'
-            )
-        if not c.severities:
-            raise ConfigError("sweep.corruptions.severities: expected a non-empty list of integers 1-5")
-        for i, s in enumerate(c.severities):
-            check_severity(s, f"sweep.corruptions.severities[{i}]")
-        check_table_setting(c.table, "sweep.corruptions.table")
-        check_format(c.format, "sweep.corruptions.format")

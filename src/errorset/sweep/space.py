@@ -18,7 +18,6 @@ from typing import Any
 
 from errorset.config import Config, apply_overrides, config_from_dict, flatten, to_dict
 from errorset.errors import ConfigError
-from errorset.resolve import resolve
 
 TYPES = ("float", "int", "categorical")
 _SPEC_KEYS = {"type", "low", "high", "log", "step", "choices"}
@@ -126,8 +125,8 @@ def parse_fixed(raw: Mapping[str, Any]) -> dict[str, Any]:
     return fixed
 
 
-def trial_config(base: Config, overrides: Mapping[str, Any]) -> Config:
-    """``base`` (unresolved) with dotted ``overrides`` applied, resolved and validated."""
+def apply_trial(base: Config, overrides: Mapping[str, Any]) -> Config:
+    """``base`` (unresolved) with a trial's dotted ``overrides`` applied; still unresolved (the job resolves it)."""
     raw = apply_overrides(to_dict(base), [])
     for key, value in overrides.items():
         node = raw
@@ -135,14 +134,4 @@ def trial_config(base: Config, overrides: Mapping[str, Any]) -> Config:
         for part in parents:
             node = node.setdefault(part, {})
         node[last] = value
-    return resolve(config_from_dict(raw))
-
-
-def check_space(base: Config, params: list[Param], fixed: Mapping[str, Any]) -> None:
-    """Every value at the edges of the space must make a valid config (fails before any trial runs)."""
-    for p in params:
-        for value in p.extremes():
-            try:
-                trial_config(base, {**fixed, p.key: value})
-            except ConfigError as e:
-                raise ConfigError(f"sweep.space.{p.key}: the value {value!r} gives an invalid config ({e})") from None
+    return config_from_dict(raw)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from errorset.sweep.run import Sweep
+from errorset.jobs.sweep_study import Sweep
 from errorset.sweep.storage import describe
 
 

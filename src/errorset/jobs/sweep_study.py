@@ -23,6 +23,7 @@ import logging
 import os
 import socket
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -31,9 +32,10 @@ import torch
 from errorset.config import Config
 from errorset.errors import ConfigError, ErrorsetError
 from errorset.resolve import resolve
-from errorset.sweep.objectives import OBJECTIVES, Objective, check_settings
-from errorset.sweep.space import Param, check_space, parse_fixed, parse_space
+from errorset.sweep.objectives import OBJECTIVES, Objective
+from errorset.sweep.space import Param, apply_trial, parse_fixed, parse_space
 from errorset.sweep.storage import describe, open_storage
+from errorset.sweep.strategies import PRUNERS, SAMPLERS
 
 log = logging.getLogger(__name__)
 
@@ -43,8 +45,6 @@ OBJECTIVES_ATTR = "objectives"
 CREATOR_ATTR = "creator"
 #: how long a worker waits for the study's creator to store the parent run id
 PARENT_WAIT_S = 60.0
-PRUNERS = ("median", "none")
-SAMPLERS = ("tpe", "random")
 
 
 class Surplus(Exception):
@@ -86,42 +86,6 @@ class Sweep:
         return [o.name for o in self.objectives]
 
 
-def _check_settings(cfg: Config) -> None:
-    s = cfg.sweep
-    if s.n_trials < 1:
-        raise ConfigError(f"sweep.n_trials: expected an integer >= 1, got {s.n_trials}")
-    if not s.objectives:
-        raise ConfigError("sweep.objectives: expected at least one objective name")
-    if len(set(s.objectives)) != len(s.objectives):
-        raise ConfigError(f"sweep.objectives: each objective once, got {s.objectives}")
-    check_settings(cfg)
-    if s.pruner not in PRUNERS:
-        raise ConfigError(f"sweep.pruner: unknown pruner {s.pruner!r}; valid pruners: {', '.join(PRUNERS)}")
-    if s.sampler not in SAMPLERS:
-        raise ConfigError(f"sweep.sampler: unknown sampler {s.sampler!r}; valid samplers: {', '.join(SAMPLERS)}")
-    for key, value in (
-        ("workers", s.workers),
-        ("heartbeat_interval", s.heartbeat_interval),
-        ("validation_images", s.validation_images),
-        ("sigma_samples", s.sigma_samples),
-    ):
-        if value < 1:
-            raise ConfigError(f"sweep.{key}: expected an integer >= 1, got {value}")
-    if s.max_retry < 0:
-        raise ConfigError(f"sweep.max_retry: expected an integer >= 0, got {s.max_retry}")
-    if not s.study_name.strip():
-        raise ConfigError("sweep.study_name: expected a non-empty name")
-
-
-def _forbid_shared_keys(keys: list[str], where: str) -> None:
-    for key in keys:
-        if key == "seed" or key.startswith(("data.", "device", "tracking.")):
-            raise ConfigError(
-                f"{where}.{key}: every trial must share the data, seed and tracking settings "
-                "(the held-out validation images depend on them)"
-            )
-
-
 def prepare(base: Config, *, worker: int = 0) -> Sweep:
     """Validate the sweep settings of ``base`` (unresolved config), open the study and its parent run."""
     import warnings
@@ -130,24 +94,18 @@ def prepare(base: Config, *, worker: int = 0) -> Sweep:
 
     # heartbeats and fail_stale_trials are marked experimental in Optuna; we rely on them knowingly
     warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
-    cfg = resolve(base)
-    _check_settings(cfg)
+    cfg = resolve(base)  # validation checks the sweep settings too (validation._validate_sweep)
     s = cfg.sweep
     params = parse_space(s.space)
     fixed = parse_fixed(s.fixed)
-    _forbid_shared_keys([p.key for p in params], "sweep.space")
-    _forbid_shared_keys(list(fixed), "sweep.fixed")
     check_space(base, params, fixed)
     objectives = [OBJECTIVES.get(name) for name in s.objectives]
 
     storage = open_storage(s.storage, heartbeat_interval=s.heartbeat_interval, max_retry=s.max_retry)
     seed = cfg.seed + worker
-    sampler = optuna.samplers.TPESampler(seed=seed) if s.sampler == "tpe" else optuna.samplers.RandomSampler(seed)
+    sampler = SAMPLERS.create(s.sampler, seed)
     # Optuna's pruners judge one objective; a multi-objective study is never pruned.
-    use_pruner = s.pruner == "median" and len(objectives) == 1
-    pruner = (
-        optuna.pruners.MedianPruner(n_startup_trials=2, n_warmup_steps=1) if use_pruner else optuna.pruners.NopPruner()
-    )
+    pruner = PRUNERS.create(s.pruner if len(objectives) == 1 else "none")
     created = True
     try:
         # Not load_if_exists: exactly one worker learns that it made the study, and only it makes the parent run.
@@ -183,6 +141,21 @@ def prepare(base: Config, *, worker: int = 0) -> Sweep:
     )
     sweep.parent_run_id = ensure_parent(sweep)
     return sweep
+
+
+def trial_config(base: Config, overrides: Mapping[str, Any]) -> Config:
+    """``base`` (unresolved) with a trial's dotted ``overrides`` applied, resolved and validated."""
+    return resolve(apply_trial(base, overrides))
+
+
+def check_space(base: Config, params: list[Param], fixed: Mapping[str, Any]) -> None:
+    """Every value at the edges of the space must make a valid config (fails before any trial runs)."""
+    for p in params:
+        for value in p.extremes():
+            try:
+                trial_config(base, {**fixed, p.key: value})
+            except ConfigError as e:
+                raise ConfigError(f"sweep.space.{p.key}: the value {value!r} gives an invalid config ({e})") from None
 
 
 def _me() -> str:
