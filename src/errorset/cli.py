@@ -168,6 +168,13 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _print_outputs(output: object, run_id: str | None, *, what: str = "results") -> None:
+    """The closing lines of every command that writes results: where they are, and the MLflow run."""
+    if output is not None:
+        print(f"{what}: {output}")
+    print(f"mlflow run id: {run_id}")
+
+
 def load_args_config(args: argparse.Namespace, extra: Sequence[str] = ()) -> Any:
     from errorset.resolve import load_config
 
@@ -195,8 +202,8 @@ def _cmd_train(args: argparse.Namespace) -> int:
     result = train(cfg, progress=not args.no_progress)
     if result.already_complete:
         print(f"the run is already complete ({len(result.history)} epochs); nothing was written")
-    print(f"test accuracy {result.test_accuracy:.4f}; model: {result.model_path}")
-    print(f"mlflow run id: {result.run_id}")
+    print(f"test accuracy {result.test_accuracy:.4f}")
+    _print_outputs(result.model_path, result.run_id, what="model")
     return 0
 
 
@@ -208,8 +215,7 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
     m = result.metrics
     noisy = ", ".join(f"{s}: {a:.3f}" for s, a in m["noise_accuracy"].items())
     print(f"clean accuracy {m['clean_accuracy']:.4f}; in noise (sigma: accuracy) {noisy}")
-    print(f"results: {result.output_dir}")
-    print(f"mlflow run id: {result.run_id}")
+    _print_outputs(result.output_dir, result.run_id)
     return 0
 
 
@@ -235,8 +241,7 @@ def _cmd_analyze(args: argparse.Namespace) -> int:
         f"an error rate below 1/2): median {format_median(s['eps_star'])}, "
         f"median eps* / isoperimetric bound {format_median(s['eps_star_over_bound'])}"
     )
-    print(f"results: {result.output_dir}")
-    print(f"mlflow run id: {result.run_id}")
+    _print_outputs(result.output_dir, result.run_id)
     return 0
 
 
@@ -246,8 +251,7 @@ def _cmd_attack(args: argparse.Namespace) -> int:
     result = attack(load_args_config(args), progress=not args.no_progress)
     for norm, rows in result.results.items():
         print(f"PGD {norm}: " + ", ".join(f"eps {r['eps']:.4g}: {r['accuracy']:.3f}" for r in rows))
-    print(f"results: {result.output_dir}")
-    print(f"mlflow run id: {result.run_id}")
+    _print_outputs(result.output_dir, result.run_id)
     return 0
 
 
@@ -257,7 +261,7 @@ def _cmd_report(args: argparse.Namespace) -> int:
     result = report(load_args_config(args), progress=not args.no_progress)
     for path in result.figures:
         print(f"figure: {path}")
-    print(f"mlflow run id: {result.run_id}")
+    _print_outputs(None, result.run_id)
     return 0
 
 
@@ -283,8 +287,7 @@ def _cmd_sweep(args: argparse.Namespace) -> int:
         values = ", ".join(f"{k} {v:.4f}" for k, v in t["values"].items())
         params = ", ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in t["params"].items())
         print(f"trial {t['number']}: {params}: {values}")
-    print(f"results: {result.output_dir}")
-    print(f"mlflow run id: {result.parent_run_id}")
+    _print_outputs(result.output_dir, result.parent_run_id)
     return 0
 
 
@@ -331,8 +334,7 @@ def _cmd_eval_corruptions(args: argparse.Namespace) -> int:
     m = result.metrics
     parts = [f"{fmt}: {m[f'{p}/all']:.4f}" for fmt, p in METRIC_PREFIX.items() if f"{p}/all" in m]
     print(f"accuracy under corruptions (All, without gaussian_noise) {'; '.join(parts)}")
-    print(f"results: {result.output_dir}")
-    print(f"mlflow run id: {result.run_id}")
+    _print_outputs(result.output_dir, result.run_id)
     return 0
 
 
@@ -348,8 +350,7 @@ def _cmd_compare_corruptions(args: argparse.Namespace) -> int:
     from errorset.jobs.eval_corruptions import compare_corruptions
 
     result = compare_corruptions(load_args_config(args), progress=not args.no_progress)
-    print(f"comparison: {result.output_dir}")
-    print(f"mlflow run id: {result.run_id}")
+    _print_outputs(result.output_dir, result.run_id, what="comparison")
     return 0
 
 

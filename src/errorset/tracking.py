@@ -351,12 +351,6 @@ class Run:
         mlflow.log_artifact(str(path), artifact_path)
 
     @_translated
-    def log_dict(self, obj: Any, name: str) -> None:
-        import mlflow
-
-        mlflow.log_dict(obj, name)
-
-    @_translated
     def log_figure(self, fig: matplotlib.figure.Figure, name: str) -> None:
         import mlflow
 

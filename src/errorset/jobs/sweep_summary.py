@@ -6,7 +6,7 @@ import math
 from typing import Any
 
 from errorset.jobs.sweep_study import Sweep
-from errorset.sweep.storage import describe
+from errorset.sweep.storage import DEFAULT_STORAGE, describe
 
 
 def trial_rows(sweep: Sweep) -> list[dict[str, Any]]:
@@ -55,7 +55,7 @@ def summarize(sweep: Sweep) -> dict[str, Any]:
 
     return {
         "study": study.study_name,
-        "storage": describe(sweep.cfg.sweep.storage or "sqlite:///sweeps/optuna.db"),
+        "storage": describe(sweep.cfg.sweep.storage or DEFAULT_STORAGE),
         "objectives": sweep.names,
         "directions": directions,
         "parent_run_id": sweep.parent_run_id,
