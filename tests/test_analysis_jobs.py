@@ -14,7 +14,7 @@ from errorset.jobs.attack import attack, metric_key
 from errorset.jobs.evaluate import evaluate
 from errorset.jobs.report import report
 from errorset.jobs.train import train
-from errorset.measure.table import read_table
+from errorset.results import read_table
 
 from .conftest import logged_config, make_config, mlflow_client
 

@@ -90,7 +90,11 @@ def test_evaluate_corruptions_counts_correct_predictions_per_format():
             r"corruptions\.names\[1\]: unknown corruption or family 'rain'; valid families: noise, blur, weather, "
             r"digital; valid corruptions: gaussian_noise",
         ),
-        ("corruptions.severities=[0,3]", r"corruptions\.severities: expected integers from 1 to 5, got \[0, 3\]"),
+        ("corruptions.severities=[0,3]", r"corruptions\.severities\[0\]: expected an integer from 1 to 5, got 0"),
+        (
+            "sweep.corruptions.severities=[3,6]",
+            r"sweep\.corruptions\.severities\[1\]: expected an integer from 1 to 5, got 6",
+        ),
         (
             "corruptions.table=tiny",
             r"corruptions\.table: unknown severity table 'tiny'; valid tables: auto, cifar10, imagenet",
@@ -219,7 +223,7 @@ def test_make_corruptions_then_evaluate_the_released_files(data_root, workdir, d
 
 
 def test_compare_corruptions_reads_variants_and_logs_the_bar_chart(data_root, workdir, capsys):
-    from errorset.jobs.eval_corruptions import compare_corruptions
+    from errorset.jobs.compare_corruptions import compare_corruptions
 
     for variant, acc in (("clean", 0.5), ("gaussian-0.4", 0.75)):
         res = CorruptionResults(
@@ -256,7 +260,7 @@ def test_compare_corruptions_reads_variants_and_logs_the_bar_chart(data_root, wo
 
 def test_mce_refuses_a_baseline_measured_on_other_images_seed_or_table(data_root, workdir):
     from errorset.errors import DataError
-    from errorset.jobs.eval_corruptions import compare_corruptions
+    from errorset.jobs.compare_corruptions import compare_corruptions
     from errorset.measure.corruption_accuracy import check_comparable, images_digest
 
     x = torch.randint(0, 256, (6, 3, 8, 8), dtype=torch.uint8)

@@ -37,7 +37,8 @@ def measured(data_root, tmp_path_factory) -> dict:
     """The clean variant trained into models/clean and measured by every job into reports/clean (DVC's layout)."""
     from errorset.jobs.analyze import analyze
     from errorset.jobs.attack import attack
-    from errorset.jobs.eval_corruptions import compare_corruptions, eval_corruptions
+    from errorset.jobs.compare_corruptions import compare_corruptions
+    from errorset.jobs.eval_corruptions import eval_corruptions
     from errorset.jobs.evaluate import evaluate
     from errorset.jobs.train import train
 

@@ -347,7 +347,7 @@ def _cmd_make_corruptions(args: argparse.Namespace) -> int:
 
 
 def _cmd_compare_corruptions(args: argparse.Namespace) -> int:
-    from errorset.jobs.eval_corruptions import compare_corruptions
+    from errorset.jobs.compare_corruptions import compare_corruptions
 
     result = compare_corruptions(load_args_config(args), progress=not args.no_progress)
     _print_outputs(result.output_dir, result.run_id, what="comparison")

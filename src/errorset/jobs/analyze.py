@@ -20,14 +20,11 @@ import numpy as np
 
 from errorset.config import Config
 from errorset.files import check_writable
-from errorset.jobs.common import load_trained, measuring_job, output_dir, write_json
+from errorset.jobs.common import load_trained, measuring_job, output_dir
 from errorset.measure.analysis import flat_metrics, measure, summarize
-from errorset.measure.table import write_table
+from errorset.results import ANALYSIS_METRICS, ANALYSIS_SUMMARY, ANALYSIS_TABLE, write_json, write_table
 
-TABLE = "analysis.csv"
-SUMMARY = "analysis.json"
 #: the DVC metrics file: the headline numbers only
-METRICS = "analysis_metrics.json"
 
 
 def headline_metrics(summary: dict[str, Any], mu: float) -> dict[str, float | None]:
@@ -60,10 +57,10 @@ def analyze(cfg: Config, *, progress: bool = True) -> AnalyzeResult:
         **measure(cfg, trained.model, trained.x, trained.y, trained.device, progress=progress),
     }
     summary = {**summarize(columns, cfg), "dimension": int(trained.x[0].numel())}
-    write_table(columns, out / TABLE)
-    write_json(summary, out / SUMMARY)
+    write_table(columns, out / ANALYSIS_TABLE)
+    write_json(summary, out / ANALYSIS_SUMMARY)
     headline = headline_metrics(summary, a.mu)
-    write_json(headline, out / METRICS)
+    write_json(headline, out / ANALYSIS_METRICS)
 
     from errorset.plots import measurements as figs
 
@@ -72,9 +69,9 @@ def analyze(cfg: Config, *, progress: bool = True) -> AnalyzeResult:
         finite = {k: v for k, v in headline.items() if v is not None and np.isfinite(v)}
         run.log_metrics({**finite, **{f"detail/{k}": v for k, v in flat_metrics(summary).items()}})
         run.log_table({k: v.tolist() for k, v in columns.items()}, "analysis_table.json")
-        run.log_artifact(out / TABLE)
-        run.log_artifact(out / SUMMARY)
-        run.log_artifact(out / METRICS)
+        run.log_artifact(out / ANALYSIS_TABLE)
+        run.log_artifact(out / ANALYSIS_SUMMARY)
+        run.log_artifact(out / ANALYSIS_METRICS)
         run.log_figure(
             figs.figure2(series, mu=a.mu, group_size=a.group_size, summaries=summaries), "figure2_sigma_vs_distance.png"
         )

@@ -8,14 +8,12 @@ from pathlib import Path
 
 from errorset.config import Config
 from errorset.files import check_writable
-from errorset.jobs.common import load_trained, measuring_job, output_dir, write_csv, write_json
+from errorset.jobs.common import load_trained, measuring_job, output_dir
 from errorset.measure.robustness import SCORING, lp_robustness
+from errorset.results import ATTACK_METRICS, ATTACK_SUMMARY, ATTACK_TABLE, write_csv, write_json
 from errorset.runtime import make_generator
 
-SUMMARY = "attack.json"
-TABLE = "attack.csv"
 #: the DVC metrics file: the headline numbers only
-METRICS = "attack_metrics.json"
 #: the radii of the headline metrics (the paper's L-inf 8/255; L2 0.5), where the grids have them
 HEADLINE_EPS = {"linf": 8 / 255, "l2": 0.5}
 
@@ -77,11 +75,11 @@ def attack(cfg: Config, *, progress: bool = True) -> AttackResult:
         "restarts": a.restarts,
         "scoring": SCORING,
     }
-    write_json(summary, out / SUMMARY)
+    write_json(summary, out / ATTACK_SUMMARY)
     headline = headline_metrics(results)
-    write_json(headline, out / METRICS)
+    write_json(headline, out / ATTACK_METRICS)
     table = [{"norm": norm, "eps": r["eps"], "accuracy": r["accuracy"]} for norm, rs in results.items() for r in rs]
-    write_csv(table, ["norm", "eps", "accuracy"], out / TABLE)
+    write_csv(table, ["norm", "eps", "accuracy"], out / ATTACK_TABLE)
 
     from errorset.plots.measurements import lp_robustness as plot
 
@@ -97,6 +95,6 @@ def attack(cfg: Config, *, progress: bool = True) -> AttackResult:
             "attack_table.json",
         )
         run.log_figure(plot({trained.name: results}), "lp_robustness.png")
-        run.log_artifact(out / SUMMARY)
-        run.log_artifact(out / METRICS)
+        run.log_artifact(out / ATTACK_SUMMARY)
+        run.log_artifact(out / ATTACK_METRICS)
         return AttackResult(run_id=run.run_id, output_dir=out, results=results)

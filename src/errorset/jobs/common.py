@@ -3,12 +3,8 @@
 from __future__ import annotations
 
 import contextlib
-import csv
 import dataclasses
 import functools
-import io
-import json
-import math
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,7 +15,7 @@ import torch
 from errorset.config import Config, config_from_dict, flatten
 from errorset.data import ImageArrays, load_dataset, seeded_subset
 from errorset.errors import ConfigError
-from errorset.files import atomic_write, check_writable
+from errorset.files import check_writable
 from errorset.jobs.naming import job_run_name, run_name, train_output_dir, variant_name
 from errorset.measure.common import measurement_precision
 from errorset.models import Classifier
@@ -228,33 +224,3 @@ def prepare_outputs(cfg: Config, folder: Path, parameter: str) -> None:
 
     check_writable(folder, parameter)
     tracking.configure(cfg)
-
-
-def _finite_or_none(obj: Any) -> Any:
-    if isinstance(obj, float) and not math.isfinite(obj):
-        return None
-    if isinstance(obj, dict):
-        return {k: _finite_or_none(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [_finite_or_none(v) for v in obj]
-    return obj
-
-
-def write_csv(rows: list[dict[str, Any]], fields: list[str], path: Path) -> None:
-    """Write ``rows`` (dicts) as a CSV file with the columns ``fields``, header first (atomically)."""
-    text = io.StringIO(newline="")
-    w = csv.DictWriter(text, fieldnames=fields)
-    w.writeheader()
-    w.writerows(rows)
-    write_text(text.getvalue(), path)
-
-
-def write_json(obj: Any, path: Path) -> None:
-    """Write ``obj`` as indented JSON with NaN and infinities as null (strict JSON, as DVC metrics need)."""
-    write_text(json.dumps(_finite_or_none(obj), indent=2, allow_nan=False) + "\n", path)
-
-
-def write_text(text: str, path: Path) -> None:
-    """Write ``text`` (UTF-8) to ``path`` atomically: a full disk leaves the previous file, named in the error."""
-    with atomic_write(path) as f:
-        f.write(text.encode())

@@ -1,13 +1,10 @@
-"""``errorset eval-corruptions`` and ``errorset compare-corruptions``: the corruption benchmark of trained models.
+"""``errorset eval-corruptions``: the corruption benchmark of one trained model.
 
-``eval-corruptions`` measures one model's accuracy under every corruption x
-severity x storage format (and on released files when given), writes DVC
-metrics and plots files, and logs one MLflow run with every number, the full
-table, a heatmap, a bar chart of the formats and a gallery of the corruptions.
-
-``compare-corruptions`` reads several models' results (by default every
-variant of ``params.yaml``) and draws them side by side (the paper's Tables
-1-4 and Figure 6 top), with mCE relative to a baseline variant.
+It measures the model's accuracy under every corruption x severity x storage
+format (and on released files when given), writes DVC metrics and plots files,
+and logs one MLflow run with every number, the full table, a heatmap, a bar
+chart of the formats and a gallery of the corruptions. Several models' results
+side by side are :mod:`errorset.jobs.compare_corruptions`'.
 """
 
 from __future__ import annotations
@@ -30,10 +27,6 @@ from errorset.jobs.common import (
     load_trained,
     measuring_job,
     output_dir,
-    start_job_run,
-    write_csv,
-    write_json,
-    write_text,
 )
 from errorset.jobs.naming import run_name, train_output_dir
 from errorset.measure.corruption_accuracy import (
@@ -44,6 +37,16 @@ from errorset.measure.corruption_accuracy import (
     released_accuracy,
     summarize,
 )
+from errorset.results import (
+    CORRUPTION_ACCURACY_TABLE,
+    CORRUPTION_METRICS,
+    CORRUPTION_RESULTS,
+    CORRUPTION_SUMMARY,
+    CORRUPTION_SUMMARY_TABLE,
+    write_csv,
+    write_json,
+    write_text,
+)
 
 #: MLflow metric prefix of each storage format
 METRIC_PREFIX = {
@@ -52,10 +55,6 @@ METRIC_PREFIX = {
     "jpeg": "corruption_jpeg",
     "released": "corruption_released",
 }
-RESULTS_FILE = "accuracy.json"
-#: the DVC metrics file (headline numbers only) and the nested record of every summary number
-METRICS_FILE = "metrics.json"
-SUMMARY_FILE = "summary.json"
 
 
 @dataclass
@@ -83,13 +82,13 @@ def load_results(path: str | Path, parameter: str) -> CorruptionResults:
     """Results of an earlier eval-corruptions: its ``accuracy.json`` or the folder holding it."""
     p = Path(path)
     if p.is_dir():
-        p = p / RESULTS_FILE
+        p = p / CORRUPTION_RESULTS
     if not p.is_file():
         raise DataError(f"{parameter}: no corruption results at {p} (run errorset eval-corruptions first)")
     try:
         return CorruptionResults.from_dict(json.loads(p.read_text()))
     except (json.JSONDecodeError, ConfigError) as e:
-        raise DataError(f"{parameter}: {p} is not an eval-corruptions {RESULTS_FILE} ({e})") from None
+        raise DataError(f"{parameter}: {p} is not an eval-corruptions {CORRUPTION_RESULTS} ({e})") from None
 
 
 def resolve_baseline(cfg: Config, reports: Path = Path("reports")) -> CorruptionResults | None:
@@ -105,9 +104,10 @@ def resolve_baseline(cfg: Config, reports: Path = Path("reports")) -> Corruption
         from errorset import tracking
 
         try:
-            path = tracking.download_artifact(ref, f"corruptions/{RESULTS_FILE}")
+            path = tracking.download_artifact(ref, f"corruptions/{CORRUPTION_RESULTS}")
         except Exception as e:  # MLflow raises several types for unknown runs and artifacts
-            raise DataError(f"corruptions.baseline: MLflow run {ref} has no corruptions/{RESULTS_FILE} ({e})") from None
+            missing = f"corruptions/{CORRUPTION_RESULTS}"
+            raise DataError(f"corruptions.baseline: MLflow run {ref} has no {missing} ({e})") from None
         return load_results(path, "corruptions.baseline")
     raise DataError(
         f"corruptions.baseline: {ref!r} is neither a results file or folder, a variant ({', '.join(cfg.variants)}), "
@@ -245,13 +245,13 @@ def eval_corruptions(cfg: Config, *, progress: bool = True) -> CorruptionsEvalRe
     flat, record = summary_metrics(results, baseline)
 
     headline = headline_metrics(flat)
-    write_json(headline, out / METRICS_FILE)
-    write_json(record, out / SUMMARY_FILE)
-    write_text(json.dumps(results.to_dict(), indent=2) + "\n", out / RESULTS_FILE)
+    write_json(headline, out / CORRUPTION_METRICS)
+    write_json(record, out / CORRUPTION_SUMMARY)
+    write_text(json.dumps(results.to_dict(), indent=2) + "\n", out / CORRUPTION_RESULTS)
     long_rows = results.rows()
-    write_csv(long_rows, ["format", "corruption", "severity", "accuracy"], out / "accuracy.csv")
+    write_csv(long_rows, ["format", "corruption", "severity", "accuracy"], out / CORRUPTION_ACCURACY_TABLE)
     rows = summary_rows(results)
-    write_csv(rows, ["corruption", *results.accuracy], out / "summary.csv")
+    write_csv(rows, ["corruption", *results.accuracy], out / CORRUPTION_SUMMARY_TABLE)
 
     name = run_name(ecfg)
     heatmap = plot_corruption_heatmap(results.accuracy, title=f"{name}: accuracy under corruptions (%)")
@@ -276,71 +276,7 @@ def eval_corruptions(cfg: Config, *, progress: bool = True) -> CorruptionsEvalRe
         run.log_figure(heatmap, "corruption_heatmap.png")
         run.log_figure(bars, "corruption_formats.png")
         run.log_figure(gallery, "corruption_gallery.png")
-        run.log_artifact(out / METRICS_FILE, "corruptions")
-        run.log_artifact(out / SUMMARY_FILE, "corruptions")
-        run.log_artifact(out / RESULTS_FILE, "corruptions")
+        run.log_artifact(out / CORRUPTION_METRICS, "corruptions")
+        run.log_artifact(out / CORRUPTION_SUMMARY, "corruptions")
+        run.log_artifact(out / CORRUPTION_RESULTS, "corruptions")
         return CorruptionsEvalResult(run_id=run.run_id, output_dir=out, results=results, metrics=flat)
-
-
-@dataclass
-class CompareResult:
-    run_id: str
-    output_dir: Path
-    metrics: dict[str, float]
-
-
-def compare_corruptions(cfg: Config, *, progress: bool = True) -> CompareResult:
-    """Side-by-side results of several models (default: every variant), with mCE relative to the baseline."""
-    from errorset.plots.corruptions import plot_corruption_bars
-    from errorset.plots.style import save_figure
-
-    c = cfg.corruptions
-    sources = c.compare or [str(Path("reports", v, "corruptions")) for v in cfg.variants]
-    if not sources:
-        raise ConfigError("corruptions.compare: no results to compare (give folders, or define variants)")
-    models: dict[str, CorruptionResults] = {}
-    for i, src in enumerate(sources):
-        p = Path(src)
-        label = p.parent.name if p.name == "corruptions" else (p.parent.parent.name if p.suffix else p.name)
-        models[label or f"model{i}"] = load_results(p, f"corruptions.compare[{i}]")
-    baseline = resolve_baseline(cfg)
-    formats = list(dict.fromkeys(f for r in models.values() for f in r.accuracy))
-    summaries: dict[str, dict[str, dict[str, float]]] = {f: {} for f in formats}
-    flat: dict[str, float] = {}
-    headlines: dict[str, dict[str, float]] = {}
-    rows: list[dict[str, Any]] = []
-    for label, res in models.items():
-        m, record = summary_metrics(res, baseline, label)
-        headlines[label] = headline_metrics(m)
-        flat.update({f"{label}/{k}": v for k, v in headlines[label].items()})
-        flat.update({f"detail/{label}/{k}": v for k, v in m.items() if k.count("/") == 1})
-        for fmt in res.accuracy:
-            s = summarize(res.accuracy[fmt])
-            summaries[fmt][label] = {**s.per_corruption, "All": s.all}
-            rows.append(
-                {
-                    "model": label,
-                    "format": fmt,
-                    "clean": res.clean.get(fmt, float("nan")),
-                    "all": s.all,
-                    "mean": s.mean,
-                    "mce": record[fmt].get("mce", float("nan")),
-                }
-            )
-    out = Path(c.compare_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    write_csv(rows, ["model", "format", "clean", "all", "mean", "mce"], out / "comparison.csv")
-    write_json(headlines, out / METRICS_FILE)  # DVC metrics: a few numbers per model
-    write_json(
-        {f"{r['model']}/{r['format']}": {k: r[k] for k in ("clean", "all", "mean", "mce")} for r in rows},
-        out / "comparison.json",
-    )
-    fig = plot_corruption_bars(summaries, title="Accuracy under corruptions: models side by side, by storage format")
-    save_figure(fig, out / "bars.png")
-    params = {"corruptions.compare": json.dumps(sources), "corruptions.baseline": c.baseline or ""}
-    tags = {"baseline": c.baseline or ""}
-    with start_job_run(cfg, "compare-corruptions", variant=None, params=params, tags=tags) as run:
-        run.log_metrics(flat)
-        run.log_table({k: [r[k] for r in rows] for k in rows[0]}, "corruption_comparison.json")
-        run.log_figure(fig, "corruption_bars.png")
-        return CompareResult(run_id=run.run_id, output_dir=out, metrics=flat)

@@ -9,9 +9,10 @@ from typing import Any
 
 from errorset.config import Config
 from errorset.files import check_writable
-from errorset.jobs.common import load_trained, measuring_job, output_dir, write_csv, write_json
+from errorset.jobs.common import load_trained, measuring_job, output_dir
 from errorset.measure import accuracy_in_noise
 from errorset.measure.clean_accuracy import accuracy
+from errorset.results import EVALUATE_METRICS, EVALUATE_RESULTS, NOISE_ACCURACY, write_csv, write_json
 from errorset.runtime import make_generator
 
 
@@ -25,8 +26,6 @@ class EvalResult:
 #: the noise level of the headline metric ``accuracy_sigma_0.1`` (when eval.sigmas has it)
 HEADLINE_SIGMA = 0.1
 #: the DVC metrics file (headline numbers only) and the full results
-METRICS = "metrics.json"
-RESULTS = "evaluate.json"
 
 
 def metric_key(prefix: str, sigma: float) -> str:
@@ -73,9 +72,9 @@ def evaluate(cfg: Config, *, progress: bool = True) -> EvalResult:
     }
 
     headline = headline_metrics(clean, rows)
-    write_json(headline, out / METRICS)
-    write_json(metrics, out / RESULTS)
-    write_csv(rows, ["sigma", "accuracy", "std"], out / "noise_accuracy.csv")
+    write_json(headline, out / EVALUATE_METRICS)
+    write_json(metrics, out / EVALUATE_RESULTS)
+    write_csv(rows, ["sigma", "accuracy", "std"], out / NOISE_ACCURACY)
 
     from errorset.plots.noise import plot_accuracy_in_noise
 
@@ -89,6 +88,6 @@ def evaluate(cfg: Config, *, progress: bool = True) -> EvalResult:
         run.log_table({k: [r[k] for r in rows] for k in ("sigma", "accuracy", "std")}, "noise_accuracy.json")
         fig = plot_accuracy_in_noise({name: rows}, title=f"{name}: accuracy in Gaussian noise")
         run.log_figure(fig, "noise_accuracy.png")
-        run.log_artifact(out / METRICS)
-        run.log_artifact(out / RESULTS)
+        run.log_artifact(out / EVALUATE_METRICS)
+        run.log_artifact(out / EVALUATE_RESULTS)
         return EvalResult(run_id=run.run_id, output_dir=out, metrics=metrics)

@@ -16,7 +16,6 @@ drawn, one series per folder:
 
 from __future__ import annotations
 
-import csv
 import json
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,13 +23,10 @@ from typing import Any
 
 import numpy as np
 
+from errorset import results
 from errorset.config import Config
 from errorset.errors import ConfigError
-from errorset.jobs.analyze import SUMMARY as ANALYSIS_SUMMARY
-from errorset.jobs.analyze import TABLE as ANALYSIS_TABLE
-from errorset.jobs.attack import SUMMARY as ATTACK_SUMMARY
-from errorset.jobs.common import start_job_run, write_csv, write_json
-from errorset.measure.table import read_table
+from errorset.jobs.common import start_job_run
 from errorset.plots.style import save_figure
 
 
@@ -48,19 +44,15 @@ class ModelResults:
 
 
 def load_results(folder: Path, label: str) -> ModelResults:
+    """What the measuring jobs wrote to ``folder`` (:mod:`errorset.results`); None for a job not run."""
     r = ModelResults(label=label, folder=folder)
-    if (folder / "noise_accuracy.csv").is_file():
-        with open(folder / "noise_accuracy.csv", newline="") as f:
-            r.noise = [{k: float(v) for k, v in row.items()} for row in csv.DictReader(f)]
-    if (folder / "metrics.json").is_file():
-        r.clean_accuracy = json.loads((folder / "metrics.json").read_text()).get("clean_accuracy")
-    if (folder / ANALYSIS_TABLE).is_file():
-        r.analysis = read_table(folder / ANALYSIS_TABLE)
-    if (folder / ANALYSIS_SUMMARY).is_file():
-        r.analysis_summary = json.loads((folder / ANALYSIS_SUMMARY).read_text())
-    if (folder / ATTACK_SUMMARY).is_file():
-        data = json.loads((folder / ATTACK_SUMMARY).read_text())
-        r.attack = {k: v for k, v in data.items() if isinstance(v, list)}
+    r.noise = results.read_rows(folder / results.NOISE_ACCURACY)
+    r.clean_accuracy = results.read_json(folder / results.EVALUATE_METRICS).get("clean_accuracy")
+    if (folder / results.ANALYSIS_TABLE).is_file():
+        r.analysis = results.read_table(folder / results.ANALYSIS_TABLE)
+    r.analysis_summary = results.read_json(folder / results.ANALYSIS_SUMMARY) or None
+    attack = results.read_json(folder / results.ATTACK_SUMMARY)
+    r.attack = {k: v for k, v in attack.items() if isinstance(v, list)} or None
     return r
 
 
@@ -109,20 +101,20 @@ def report(cfg: Config, *, progress: bool = True) -> ReportResult:
     missing = [str(f) for f in folders if not f.is_dir()]
     if missing:
         raise ConfigError(f"report.inputs: no such result folder(s): {', '.join(missing)}")
-    results = [load_results(f, f.name) for f in folders]
-    if not any(r.noise or r.analysis or r.attack for r in results):
+    models = [load_results(f, f.name) for f in folders]
+    if not any(r.noise or r.analysis or r.attack for r in models):
         raise ConfigError(
             f"report.inputs: no results in {', '.join(map(str, folders))}; run evaluate, analyze or attack first"
         )
     out = Path(cfg.report.output_dir)
     a = cfg.analyze
     figures: dict[str, Any] = {}
-    noise = {r.label: r.noise for r in results if r.noise}
+    noise = {r.label: r.noise for r in models if r.noise}
     if noise:
         figures["figure7_accuracy_in_noise.png"] = plot_accuracy_in_noise(
             noise, title="Accuracy in Gaussian noise (Figure 7)"
         )
-    analysed = [r for r in results if r.analysis is not None and r.analysis_summary]
+    analysed = [r for r in models if r.analysis is not None and r.analysis_summary]
     if analysed:
         series = {r.label: r.analysis for r in analysed}
         summaries = {r.label: r.analysis_summary or {} for r in analysed}
@@ -142,10 +134,10 @@ def report(cfg: Config, *, progress: bool = True) -> ReportResult:
         )
         figures["figure20_error_rate_cdf.png"] = figs.figure20(series, rate_sigmas)
         figures["figure10_optimal_curves.png"] = figs.figure10(a.optimal_sigmas, int(s0.get("dimension", 3072)))
-    attacked = {r.label: r.attack for r in results if r.attack}
+    attacked = {r.label: r.attack for r in models if r.attack}
     if attacked:
         figures["lp_robustness.png"] = figs.lp_robustness(attacked)
-        write_csv(
+        results.write_csv(
             [
                 {"model": label, "norm": norm, "eps": x["eps"], "accuracy": x["accuracy"]}
                 for label, res in attacked.items()
@@ -153,17 +145,17 @@ def report(cfg: Config, *, progress: bool = True) -> ReportResult:
                 for x in rows
             ],
             ["model", "norm", "eps", "accuracy"],
-            out / "lp_robustness.csv",
+            out / results.REPORT_LP_TABLE,
         )
-    summary = {r.label: headline(r) for r in results}
-    write_json(summary, out / "summary.json")
+    summary = {r.label: headline(r) for r in models}
+    results.write_json(summary, out / results.REPORT_SUMMARY)
     paths = [save_figure(fig, out / name) for name, fig in figures.items()]
 
     params = {"report.inputs": json.dumps([str(f) for f in folders])}
     with start_job_run(cfg, "report", variant=None, params=params) as run:
         for name, fig in figures.items():
             run.log_figure(fig, name)
-        run.log_artifact(out / "summary.json")
+        run.log_artifact(out / results.REPORT_SUMMARY)
         if attacked:
-            run.log_artifact(out / "lp_robustness.csv")
+            run.log_artifact(out / results.REPORT_LP_TABLE)
         return ReportResult(run_id=run.run_id, output_dir=out, figures=paths, summary=summary)

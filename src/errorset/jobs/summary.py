@@ -11,20 +11,23 @@ job has not run is shown as ``-``. Nothing is measured and no MLflow run is made
 
 from __future__ import annotations
 
-import json
 import math
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from errorset.config import Config
-from errorset.jobs.analyze import METRICS as ANALYSIS_METRICS
 from errorset.jobs.attack import HEADLINE_EPS, headline_key
-from errorset.jobs.attack import METRICS as ATTACK_METRICS
-from errorset.jobs.eval_corruptions import METRICS_FILE as CORRUPTION_METRICS
 from errorset.jobs.evaluate import HEADLINE_SIGMA
-from errorset.jobs.evaluate import METRICS as EVAL_METRICS
 from errorset.jobs.report import input_folders
+from errorset.results import (
+    ANALYSIS_METRICS,
+    ATTACK_METRICS,
+    COMPARISON_METRICS,
+    CORRUPTION_METRICS,
+    EVALUATE_METRICS,
+    read_json,
+)
 
 
 @dataclass(frozen=True)
@@ -40,8 +43,8 @@ def columns(mu: float) -> tuple[Column, ...]:
     """The table's columns (``mu``: analyze.mu, which names the median sigma(x0, mu) key)."""
     linf = HEADLINE_EPS["linf"]
     return (
-        Column("clean acc", EVAL_METRICS, "clean_accuracy"),
-        Column(f"acc sigma={HEADLINE_SIGMA:g}", EVAL_METRICS, f"accuracy_sigma_{HEADLINE_SIGMA:g}"),
+        Column("clean acc", EVALUATE_METRICS, "clean_accuracy"),
+        Column(f"acc sigma={HEADLINE_SIGMA:g}", EVALUATE_METRICS, f"accuracy_sigma_{HEADLINE_SIGMA:g}"),
         Column(f"median sigma(x0,{mu:g})", ANALYSIS_METRICS, f"median_sigma_{mu:g}"),
         Column("median d(x0,E)", ANALYSIS_METRICS, "median_distance"),
         Column("PGD Linf 8/255", ATTACK_METRICS, headline_key("linf", linf)),
@@ -50,25 +53,14 @@ def columns(mu: float) -> tuple[Column, ...]:
     )
 
 
-def _read(path: Path) -> dict[str, Any]:
-    """A JSON object file, or ``{}`` when its job has not run (or it is not an object)."""
-    if not path.is_file():
-        return {}
-    try:
-        data = json.loads(path.read_text())
-    except json.JSONDecodeError:
-        return {}
-    return data if isinstance(data, dict) else {}
-
-
 def summary_rows(cfg: Config) -> list[dict[str, Any]]:
     """One row per result folder: ``variant`` (the folder's name) and each column's number (None: not run)."""
-    compared = _read(Path(cfg.corruptions.compare_dir) / CORRUPTION_METRICS)
+    compared = read_json(Path(cfg.corruptions.compare_dir) / COMPARISON_METRICS)
     rows = []
     for folder in input_folders(cfg):
         row: dict[str, Any] = {"variant": folder.name}
         for col in columns(cfg.analyze.mu):
-            value = _read(folder / col.file).get(col.key)
+            value = read_json(folder / col.file).get(col.key)
             if value is None and col.key == "mce":  # measured against the baseline by compare-corruptions
                 value = (compared.get(folder.name) or {}).get("mce")
             row[col.heading] = value

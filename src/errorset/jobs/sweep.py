@@ -29,9 +29,9 @@ from errorset.config import Config, to_yaml
 from errorset.errors import ErrorsetError
 from errorset.jobs import sweep_study as runner
 from errorset.jobs import sweep_summary as summaries
-from errorset.jobs.common import write_csv, write_json
 from errorset.jobs.sweep_trials import run_worker
 from errorset.plots.style import save_figure
+from errorset.results import SWEEP_SUMMARY, SWEEP_TRIALS, write_csv, write_json
 
 log = logging.getLogger(__name__)
 
@@ -177,9 +177,9 @@ def report(sw: runner.Sweep, *, status: str = "FINISHED") -> SweepResult:
     out = Path(s.output_dir)
     summary = summaries.summarize(sw)
     rows = summaries.trial_rows(sw)
-    write_json(summary, out / "summary.json")
+    write_json(summary, out / SWEEP_SUMMARY)
     keys = list(rows[0]) if rows else ["number", "state"]
-    write_csv(rows, keys, out / "trials.csv")
+    write_csv(rows, keys, out / SWEEP_TRIALS)
     figures = {}
     if any(r["state"] == "COMPLETE" for r in rows):
         if len(sw.names) > 1:
@@ -198,8 +198,8 @@ def report(sw: runner.Sweep, *, status: str = "FINISHED") -> SweepResult:
         if best:
             metrics.update({f"best/{k}": v for k, v in best[0]["values"].items()})
         run.log_metrics(metrics)
-        run.log_artifact(out / "summary.json")
-        run.log_artifact(out / "trials.csv")
+        run.log_artifact(out / SWEEP_SUMMARY)
+        run.log_artifact(out / SWEEP_TRIALS)
         for name, fig in figures.items():
             run.log_figure(fig, name)
     return SweepResult(parent_run_id=sw.parent_run_id, output_dir=out, summary=summary)
