@@ -9,6 +9,7 @@ from errorset.data import file_md5
 from errorset.errors import CheckpointError, TrainingDiverged
 from errorset.jobs import train as train_job
 from errorset.models import load_model
+from errorset.train import fit as fit_loop
 from errorset.train.checkpoint import TrainState
 
 from .conftest import logged_config, make_config, mlflow_client
@@ -75,7 +76,7 @@ def test_adversarial_training_runs_and_is_named(data_root, workdir):
 
 def interrupted_at_epoch(cfg, stop_epoch: int) -> None:
     """Train ``cfg`` but raise KeyboardInterrupt (as SIGTERM or Ctrl-C would) when epoch ``stop_epoch`` starts."""
-    real = train_job.train_epoch
+    real = fit_loop.train_epoch
 
     def wrapped(*args, **kwargs):
         if kwargs["epoch"] == stop_epoch:
@@ -83,7 +84,7 @@ def interrupted_at_epoch(cfg, stop_epoch: int) -> None:
         return real(*args, **kwargs)
 
     with pytest.MonkeyPatch.context() as mp:
-        mp.setattr(train_job, "train_epoch", wrapped)
+        mp.setattr(fit_loop, "train_epoch", wrapped)
         with pytest.raises(KeyboardInterrupt):
             train_job.train(cfg, progress=False)
 
@@ -140,14 +141,14 @@ def test_an_earlier_run_is_never_overwritten_silently(data_root, workdir):
 
 def test_nan_loss_stops_marks_the_run_failed_and_keeps_the_last_good_checkpoint(data_root, workdir, monkeypatch):
     cfg = make_config(data_root, "train.epochs=3", "train.output_dir=out", "tracking.log_model=false")
-    real = train_job.train_epoch
+    real = fit_loop.train_epoch
 
     def poisoned(*args, **kwargs):
         if kwargs["epoch"] == 1:  # the second epoch sees NaN inputs
             kwargs["transform"] = lambda model, x, y, g: x * float("nan")
         return real(*args, **kwargs)
 
-    monkeypatch.setattr(train_job, "train_epoch", poisoned)
+    monkeypatch.setattr(fit_loop, "train_epoch", poisoned)
     with pytest.raises(
         TrainingDiverged,
         match=r"train\.lr: the training loss became nan at epoch 2.*FAILED.*last good checkpoint \(epoch 1\) is kept",

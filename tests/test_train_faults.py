@@ -21,6 +21,7 @@ import torch
 from errorset.cli import main
 from errorset.jobs import train as train_job
 from errorset.jobs.run_marker import MARKER
+from errorset.train import fit as fit_loop
 from errorset.train.checkpoint import TrainState
 
 from .conftest import cli_sets, make_config, mlflow_client, subprocess_env
@@ -150,17 +151,17 @@ def test_resume_of_a_finished_run_says_so_and_writes_nothing(data_root, workdir,
 def test_after_a_nan_loss_resume_continues_with_a_lower_rate_exactly_as_that_schedule(data_root, workdir, monkeypatch):
     base = ["train.epochs=3", "train.milestones=[2]", "train.lr_gamma=0.1", "tracking.log_model=false"]
     cfg = make_config(data_root, *base, "train.output_dir=out", "train.lr=0.5")
-    real = train_job.train_epoch
+    real = fit_loop.train_epoch
 
     def poisoned(*args, **kwargs):
         if kwargs["epoch"] == 1:  # the second epoch diverges
             kwargs["transform"] = lambda model, x, y, g: x * float("nan")
         return real(*args, **kwargs)
 
-    monkeypatch.setattr(train_job, "train_epoch", poisoned)
+    monkeypatch.setattr(fit_loop, "train_epoch", poisoned)
     with pytest.raises(Exception, match=r"kept at out/checkpoint\.pt; continue from it with --resume --set train\.lr="):
         train_job.train(cfg, progress=False)
-    monkeypatch.setattr(train_job, "train_epoch", real)
+    monkeypatch.setattr(fit_loop, "train_epoch", real)
     failed = TrainState.load(workdir / "out" / "checkpoint.pt")
     assert failed.epoch == 1
 

@@ -9,21 +9,17 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import torch
-
-from errorset import interrupts
 from errorset.config import Config, TrainConfig, flatten, to_dict
 from errorset.data import file_md5, holdout_split, load_dataset, prepared_path, seeded_subset
-from errorset.errors import CheckpointError, TrainingDiverged, config_error_from
+from errorset.errors import CheckpointError, config_error_from
 from errorset.jobs import run_marker
 from errorset.jobs.common import prepare_outputs, start_job_run
 from errorset.jobs.naming import train_output_dir, variant_name
-from errorset.measure.clean_accuracy import accuracy
 from errorset.models import Classifier, create_model, save_model
 from errorset.models.build import read_model_file
-from errorset.runtime import make_generator, pick_device, seed_everything
-from errorset.train.checkpoint import TrainState, restore_generator, set_schedule
-from errorset.train.loop import Precision, train_epoch
+from errorset.runtime import pick_device, seed_everything
+from errorset.train.checkpoint import TrainState
+from errorset.train.fit import Fit, Schedule
 from errorset.train.modes import MODES, InputTransform
 
 if TYPE_CHECKING:
@@ -196,14 +192,14 @@ def train(
         std=data.std,
         pretrained=cfg.model.pretrained,
     ).to(device)
-    # Weight decay on every parameter, as in the paper's (and Madry et al.'s) recipe.
-    optimizer = torch.optim.SGD(
-        model.parameters(), lr=t.lr, momentum=t.momentum or 0.0, weight_decay=t.weight_decay or 0.0
+    schedule = Schedule(
+        lr=t.lr,
+        momentum=t.momentum or 0.0,
+        weight_decay=t.weight_decay or 0.0,
+        milestones=t.milestones or [],
+        gamma=t.lr_gamma,
     )
-    scheduler = torch.optim.lr_scheduler.MultiStepLR(optimizer, milestones=t.milestones or [], gamma=t.lr_gamma)
-    precision = Precision.for_device(device, t.amp if t.amp is not None else True)
-    data_gen = make_generator(cfg.seed + 1)
-    noise_gen = make_generator(cfg.seed + 2, device)
+    fit = Fit(model, schedule, device=device, amp=t.amp if t.amp is not None else True, seed=cfg.seed)
 
     x_train, y_train = data.tensors("train")
     _, trainable = holdout_split(len(x_train), t.holdout, cfg.seed)
@@ -219,23 +215,7 @@ def train(
     flip_crop = t.flip_crop if t.flip_crop is not None else data.input_shape == (3, 32, 32)
     transform = training_transform(t)
 
-    history: list[dict[str, float]] = []
-    start_epoch = 0
-    if state is not None:
-        model.load_state_dict(state.model)
-        optimizer.load_state_dict(state.optimizer)
-        scheduler.load_state_dict(state.scheduler)
-        if precision.scaler is not None and state.scaler:
-            precision.scaler.load_state_dict(state.scaler)
-        data_gen.set_state(state.data_generator)  # always a CPU generator
-        reseeded = restore_generator(
-            noise_gen, state.noise_generator, state.noise_generator_device, cfg.seed, "noise", state.epoch
-        )
-        history, start_epoch = list(state.history), state.epoch
-        if schedule_changes:
-            set_schedule(
-                optimizer, scheduler, lr=t.lr, gamma=t.lr_gamma, milestones=t.milestones or [], epoch=start_epoch
-            )
+    reseeded = fit.restore(state, new_schedule=schedule if schedule_changes else None) if state else False
 
     resume_id = state.run_id if state else None
     job_params = {
@@ -243,7 +223,7 @@ def train(
         "data.train_images": len(x_train),
         "data.test_images": len(x_test),
         # what train.amp resolved to on this device (measurements never use it)
-        "train.autocast_dtype": str(precision.dtype).removeprefix("torch.") if precision.dtype else "off",
+        "train.autocast_dtype": str(fit.precision.dtype).removeprefix("torch.") if fit.precision.dtype else "off",
     }
     if t.holdout:  # images held out of training (sweep trials' validation images) define the run too
         job_params["train.holdout"] = t.holdout
@@ -269,67 +249,36 @@ def train(
             if reseeded:  # another device type: the noise stream continues from a derived seed
                 run.set_tags({"resumed_reseeded_generators": "noise"})
             logged = run.logged_steps("train_loss")
-            for step, metrics in enumerate(history):
+            for step, metrics in enumerate(fit.history):
                 if step not in logged:
                     run.log_metrics(metrics, step=step)
-        for epoch in range(start_epoch, t.epochs):
-            interrupts.check()  # a stop request between epochs ends here, the checkpoint written
-            try:
-                stats = train_epoch(
-                    model,
-                    optimizer,
-                    x_train,
-                    y_train,
-                    transform=transform,
-                    batch_size=t.batch_size,
-                    data_generator=data_gen,
-                    noise_generator=noise_gen,
-                    flip_crop=flip_crop,
-                    precision=precision,
-                    epoch=epoch,
-                    progress=progress,
-                )
-            except TrainingDiverged as e:
-                kept = (
-                    f"the last good checkpoint (epoch {epoch}) is kept at {out / CHECKPOINT}"
-                    if epoch > 0
-                    else "no epoch completed, so no checkpoint was written"
-                )
-                again = "; continue from it with --resume --set train.lr=<lower rate>" if epoch > 0 else ""
-                raise TrainingDiverged(f"{e}; MLflow run {run.run_id} is marked FAILED; {kept}{again}") from None
-            metrics = {
-                "train_loss": stats.loss,
-                "train_accuracy": stats.accuracy,
-                "test_accuracy": accuracy(model, x_test, y_test),
-                "lr": optimizer.param_groups[0]["lr"],
-                "images_per_second": stats.images_per_second,
-            }
-            scheduler.step()
-            history.append(metrics)
-            TrainState(
-                epoch=epoch + 1,
-                model=model.state_dict(),
-                optimizer=optimizer.state_dict(),
-                scheduler=scheduler.state_dict(),
-                scaler=precision.scaler.state_dict() if precision.scaler else None,
-                data_generator=data_gen.get_state(),
-                noise_generator=noise_gen.get_state(),
-                noise_generator_device=noise_gen.device.type,
-                config=to_dict(cfg),
-                run_id=run.run_id,
-                history=history,
-            ).save(out / CHECKPOINT)
+
+        def after_epoch(epoch: int, metrics: dict[str, float]) -> None:
             run.log_metrics(metrics, step=epoch)
             log.info(
                 "epoch %d/%d  loss %.4f  train acc %.4f  test acc %.4f",
                 epoch + 1,
                 t.epochs,
-                stats.loss,
-                stats.accuracy,
+                metrics["train_loss"],
+                metrics["train_accuracy"],
                 metrics["test_accuracy"],
             )
             if on_epoch_end is not None:
                 on_epoch_end(epoch, model, run)
+
+        history = fit.run(
+            t.epochs,
+            (x_train, y_train),
+            (x_test, y_test),
+            transform=transform,
+            batch_size=t.batch_size,
+            flip_crop=flip_crop,
+            checkpoint=out / CHECKPOINT,
+            config=to_dict(cfg),
+            run_id=run.run_id,
+            after_epoch=after_epoch,
+            progress=progress,
+        )
 
         model_path = out / MODEL
         # a run killed after writing model.pt but before closing its MLflow run: the file stays as it is
