@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import argparse
 import os
 import re
 
@@ -17,18 +18,55 @@ def run_cli(capsys, *argv: str) -> tuple[int, str, str]:
     return code, out.out, out.err
 
 
-def test_help_describes_every_command(capsys):
-    with pytest.raises(SystemExit):
+def _commands() -> dict[str, argparse.ArgumentParser]:
+    (sub,) = [a for a in build_parser()._actions if isinstance(a, argparse._SubParsersAction)]
+    return dict(sub.choices)
+
+
+def test_the_parser_has_every_documented_command():
+    # the README's table of commands and the MLproject entry points name these
+    assert set(_commands()) == {
+        "prepare",
+        "train",
+        "evaluate",
+        "analyze",
+        "attack",
+        "report",
+        "summary",
+        "sweep",
+        "eval-corruptions",
+        "make-corruptions",
+        "compare-corruptions",
+        "config",
+    }
+
+
+def test_help_lists_every_command_with_its_purpose(capsys):
+    with pytest.raises(SystemExit) as done:
         main(["--help"])
+    assert done.value.code == 0
     text = capsys.readouterr().out
-    for command in ("prepare", "train", "evaluate", "config"):
-        assert command in text
+    helps = {a.dest: a.help for a in build_parser()._subparsers._group_actions[0]._choices_actions}
+    for command in _commands():
+        assert re.search(rf"^\s+{re.escape(command)}\s+{re.escape(helps[command][:20])}", text, re.M), command
     assert "--set KEY=VALUE" in text
-    for command in ("prepare", "train", "evaluate", "config"):
-        with pytest.raises(SystemExit):
-            main([command, "--help"])
-        assert "--params FILE" in capsys.readouterr().out
-    build_parser().parse_args(["train", "--resume", "--set", "a=1", "--set", "b=2"])
+
+
+@pytest.mark.parametrize("command", sorted(_commands()))
+def test_each_command_describes_itself_and_takes_the_shared_options(capsys, command):
+    with pytest.raises(SystemExit) as done:
+        main([command, "--help"])
+    assert done.value.code == 0
+    text = capsys.readouterr().out
+    description = _commands()[command].description
+    assert description and len(description) > 40 and " ".join(description.split()[:5]) in " ".join(text.split())
+    assert "--params FILE" in text and "--set KEY=VALUE" in text
+
+
+def test_overrides_accumulate_in_order():
+    args = build_parser().parse_args(["train", "--resume", "--set", "a=1", "--set", "b=2 c=3"])
+    assert args.resume is True and args.command == "train"
+    assert args.overrides == ["a=1", "b=2 c=3"]
 
 
 def test_config_command_prints_the_resolved_config(capsys, workdir):

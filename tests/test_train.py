@@ -11,6 +11,7 @@ from errorset.jobs import train as train_job
 from errorset.models import load_model
 from errorset.train import fit as fit_loop
 from errorset.train.checkpoint import TrainState
+from errorset.train.modes import MODES
 
 from .conftest import logged_config, make_config, mlflow_client
 
@@ -66,12 +67,50 @@ def test_training_run_is_fully_logged_to_mlflow(data_root, workdir):
     torch.testing.assert_close(logged(x), ours(x))
 
 
-def test_adversarial_training_runs_and_is_named(data_root, workdir):
+def test_adversarial_training_logs_its_attack_in_the_run_name_and_params(data_root, workdir):
     cfg = make_config(data_root, "train.mode=adversarial", "train.epochs=1", "tracking.log_model=false")
     result = train_job.train(cfg, progress=False)
     run = mlflow_client().get_run(result.run_id)
     assert run.info.run_name == "adversarial-linf-0.0314 · train · digits/mlp"
     assert run.data.params["train.adversarial.eps"] == str(8 / 255)
+    assert run.data.params["train.adversarial.norm"] == "linf"
+
+
+@pytest.mark.parametrize("mode", MODES.names())
+def test_every_training_mode_transforms_the_batch_as_its_name_says(mode):
+    """clean: the batch itself; gaussian: per-image noise of sigma ~ U(0, sigma_max); adversarial: a PGD
+    example within eps (L-inf) and [0,1] whose loss is higher than the clean batch's."""
+    from scipy import stats
+    from torch import nn
+
+    from errorset.config import AdversarialConfig, TrainConfig
+    from errorset.jobs.train import training_transform
+
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Flatten(), nn.Linear(3 * 16 * 16, 10))
+    x, y = torch.rand(200, 3, 16, 16), torch.randint(0, 10, (200,))
+    sigma_max, eps = 0.3, 0.05
+    t = TrainConfig(mode=mode, sigma_max=sigma_max, adversarial=AdversarialConfig(eps=eps, step_size=eps / 4, steps=10))
+    out = training_transform(t)(model, x, y, torch.Generator().manual_seed(1))
+    assert out.shape == x.shape
+    if mode == "clean":
+        assert torch.equal(out, x)
+    elif mode == "gaussian":
+        noise = (out - x).flatten(1)
+        sigma = noise.std(1)  # 768 draws per image: about 2.5% relative error
+        assert noise.mean().abs() < 0.005
+        # the per-image sigmas are uniform on [0, sigma_max] (Kolmogorov-Smirnov)
+        assert stats.kstest(sigma.numpy(), stats.uniform(0, sigma_max).cdf).pvalue > 0.01
+        assert sigma.max() <= sigma_max * 1.1
+    elif mode == "adversarial":
+        assert (out - x).abs().max() <= eps + 1e-6 and out.min() >= 0 and out.max() <= 1
+        loss = nn.functional.cross_entropy
+        with torch.no_grad():
+            assert loss(model(out), y) > loss(model(x), y) + 0.01
+            per_image = loss(model(out), y, reduction="none") >= loss(model(x), y, reduction="none")
+        assert per_image.float().mean() > 0.95
+    else:
+        pytest.fail(f"training mode {mode!r} needs a check of what it does here")
 
 
 def interrupted_at_epoch(cfg, stop_epoch: int) -> None:
