@@ -125,7 +125,8 @@ def test_out_of_range_values_name_the_key(override, message):
         ("data.name=mnist", r"data\.name: unknown dataset 'mnist'; valid datasets: cifar10, digits, imagefolder"),
         ("train.mode=mixup", r"train\.mode: unknown training mode 'mixup'; valid training modes: adversarial"),
         ("profile=gpu", r"profile: unknown profile 'gpu'; valid profiles: paper, cpu, smoke"),
-        ("train.adversarial.norm=l1", r"train\.adversarial\.norm: unknown norm 'l1'; valid norms: linf, l2"),
+        ("train.adversarial.norm=l1", r"train\.adversarial\.norm: unknown norm 'l1'; valid norms: l2, linf"),
+        ("analyze.nearest.norm=l1", r"analyze\.nearest\.norm: unknown norm 'l1'; valid norms: l2, linf"),
         (
             "train.adversarial.attack_mode=both",
             r"train\.adversarial\.attack_mode: unknown mode 'both'; valid modes: eval, train",

@@ -90,7 +90,7 @@ def test_per_image_eps_and_zero_eps(model_and_data):
 @pytest.mark.parametrize(
     ("kwargs", "message"),
     [
-        ({"norm": "l1", "eps": 0.1, "steps": 3}, r"norm: unknown norm 'l1'; valid norms: linf, l2"),
+        ({"norm": "l1", "eps": 0.1, "steps": 3}, r"norm: unknown norm 'l1'; valid norms: l2, linf"),
         ({"eps": -0.1, "steps": 3}, r"eps: expected values >= 0"),
         ({"eps": 0.1, "steps": -1}, r"steps: expected an integer >= 0"),
         ({"eps": 0.1, "steps": 3, "targeted": True}, r"target: targeted PGD needs target labels"),

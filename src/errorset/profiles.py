@@ -199,17 +199,12 @@ def apply_profile(cfg: Config) -> Config:
     )
 
 
-#: (eps, step_size) defaults per norm, in [0,1] pixel units: Madry et al.'s
-#: CIFAR-10 settings (L-inf 8/255 with steps of 2/255; L2 0.5 with steps of 0.1).
-ADVERSARIAL_DEFAULTS: dict[str, tuple[float, float]] = {
-    "linf": (8 / 255, 2 / 255),
-    "l2": (0.5, 0.1),
-}
-
-
 def _resolve_adversarial(t):
+    from errorset.attacks.steps import STEPS
+
     a = t.adversarial
-    eps, step = ADVERSARIAL_DEFAULTS.get(a.norm, (None, None))
+    # each norm's step holds Madry et al.'s CIFAR-10 settings (L-inf 8/255, steps of 2/255; L2 0.5, steps of 0.1)
+    eps, step = STEPS.create(a.norm).train_defaults if a.norm in STEPS else (None, None)
     return dataclasses.replace(
         a,
         eps=a.eps if a.eps is not None else eps,

@@ -85,11 +85,12 @@ class Registry(Generic[T]):
                 return p.factory, m.groupdict()
         return None
 
-    def check(self, name: object) -> str:
-        """Return ``name`` if it is registered, else raise a clear error."""
+    def check(self, name: object, parameter: str | None = None) -> str:
+        """Return ``name`` if registered, else raise a clear error naming ``parameter`` (default: the registry's)."""
         if not isinstance(name, str) or self._lookup(name) is None:
+            key = parameter or self.parameter
             raise UnknownNameError(
-                f"{self.parameter}: unknown {self.kind} {name!r}; valid {self.kind}s: {', '.join(self.names())}"
+                f"{key}: unknown {self.kind} {name!r}; valid {self.kind}s: {', '.join(self.names())}"
             )
         return name
 

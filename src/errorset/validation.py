@@ -19,7 +19,7 @@ def _require(ok: bool, key: str, expected: str, value: object) -> None:
 
 def validate(cfg: Config) -> None:
     """Raise :class:`ConfigError` for the first invalid value in ``cfg``."""
-    from errorset.attacks import NORMS
+    from errorset.attacks import STEPS
     from errorset.data import DATASETS
     from errorset.measure.common import PRECISIONS
     from errorset.models import MODELS
@@ -57,8 +57,7 @@ def validate(cfg: Config) -> None:
             _require(v >= 0, f"train.{key}", "an integer >= 0 (0 = all)", v)
 
     a = t.adversarial
-    if a.norm not in NORMS:
-        raise ConfigError(f"train.adversarial.norm: unknown norm {a.norm!r}; valid norms: {', '.join(NORMS)}")
+    STEPS.check(a.norm, "train.adversarial.norm")
     if a.eps is not None:
         _require(a.eps >= 0 and math.isfinite(a.eps), "train.adversarial.eps", "a number >= 0", a.eps)
     if a.step_size is not None:
@@ -98,8 +97,7 @@ def validate(cfg: Config) -> None:
     _require(0 < an.rtol < 1, "analyze.rtol", "a number in (0, 1)", an.rtol)
     _require(all(s > 0 for s in an.error_rate_sigmas), "analyze.error_rate_sigmas", "numbers > 0", an.error_rate_sigmas)
     _require(all(s > 0 for s in an.optimal_sigmas), "analyze.optimal_sigmas", "numbers > 0", an.optimal_sigmas)
-    if an.nearest.norm not in NORMS:
-        raise ConfigError(f"analyze.nearest.norm: unknown norm {an.nearest.norm!r}; valid norms: {', '.join(NORMS)}")
+    STEPS.check(an.nearest.norm, "analyze.nearest.norm")
     _require(an.nearest.eps_max > 0, "analyze.nearest.eps_max", "a number > 0", an.nearest.eps_max)
     _require(an.noisy.sigma > 0, "analyze.noisy.sigma", "a number > 0", an.noisy.sigma)
     _require(0 < an.noisy.q < 1, "analyze.noisy.q", "a quantile in (0, 1)", an.noisy.q)

@@ -50,7 +50,8 @@ import torch
 import torch.nn.functional as F
 
 from errorset import interrupts
-from errorset.attacks.pgd import NORMS, per_image_view, pgd
+from errorset.attacks.pgd import pgd
+from errorset.attacks.steps import STEPS, default_step_size, per_image_view
 from errorset.data.batches import check_unit_images
 from errorset.errors import ConfigError
 
@@ -75,8 +76,7 @@ class NearestError:
 
 
 def _norm(t: torch.Tensor, norm: str) -> torch.Tensor:
-    flat = t.flatten(1)
-    return flat.abs().amax(1) if norm == "linf" else flat.norm(dim=1)
+    return STEPS.create(norm).size(t)
 
 
 def logit_margin(logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
@@ -215,8 +215,7 @@ def nearest_error(
     """
     if clip:
         check_unit_images(x, "x", allow_uint8=False)
-    if norm not in NORMS:
-        raise ConfigError(f"norm: unknown norm {norm!r}; valid norms: {', '.join(NORMS)}")
+    STEPS.check(norm)
     if method not in METHODS:
         raise ConfigError(f"method: unknown method {method!r}; valid methods: {', '.join(METHODS)}")
     if method == "auto":
@@ -353,7 +352,6 @@ def _bisection(
 ) -> tuple[NearestError, torch.Tensor]:
     n = x.shape[0]
     already = _wrong(model, x, y)
-    step_rule = 2.5 / steps  # step = 2.5 * eps / steps (Madry et al.)
     # A uniform start in a high-dimensional L2 ball lies near its surface, in a random direction that PGD's
     # projection never fully removes: it would bias L2 distances up by a few percent. L-inf starts randomly.
     random_start = norm == "linf"
@@ -366,7 +364,7 @@ def _bisection(
             norm=norm,
             eps=eps,
             steps=steps,
-            step_size=eps * step_rule,
+            step_size=default_step_size(norm, eps, steps),
             random_start=random_start,
             generator=generator,
             clip=clip,

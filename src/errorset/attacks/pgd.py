@@ -15,10 +15,9 @@ from collections.abc import Callable
 import torch
 import torch.nn.functional as F
 
+from errorset.attacks.steps import STEPS, default_step_size, per_image_view
 from errorset.data.batches import check_unit_images
 from errorset.errors import ConfigError
-
-NORMS = ("linf", "l2")
 
 LossFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 
@@ -37,36 +36,16 @@ def _per_image(value: float | torch.Tensor, x: torch.Tensor, name: str) -> torch
     return per_image_view(t, x)
 
 
-def per_image_view(t: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
-    """A per-image vector ``t`` (N,) shaped to broadcast over a batch ``like`` (N, C, H, W)."""
-    return t.view(-1, *([1] * (like.ndim - 1)))
-
-
-def _flat_norm(t: torch.Tensor) -> torch.Tensor:
-    return per_image_view(t.flatten(1).norm(dim=1), t)
-
-
 def project(delta: torch.Tensor, eps: torch.Tensor, norm: str) -> torch.Tensor:
     """Project perturbations ``delta`` onto the ``norm`` ball of (per-image) radius ``eps``."""
-    if norm == "linf":
-        return torch.maximum(torch.minimum(delta, eps), -eps)
-    scale = torch.clamp(eps / _flat_norm(delta).clamp_min(1e-12), max=1.0)
-    return delta * scale
+    return STEPS.create(norm).project(delta, eps)
 
 
 def random_in_ball(
     x: torch.Tensor, eps: torch.Tensor, norm: str, generator: torch.Generator | None = None
 ) -> torch.Tensor:
     """A perturbation drawn uniformly from the ``norm`` ball of radius ``eps`` (per image)."""
-    dev = generator.device if generator is not None else x.device
-    if norm == "linf":
-        u = torch.rand(x.shape, generator=generator, device=dev, dtype=x.dtype).to(x.device)
-        return (2 * u - 1) * eps
-    d = x[0].numel()
-    direction = torch.randn(x.shape, generator=generator, device=dev, dtype=x.dtype).to(x.device)
-    direction = direction / _flat_norm(direction).clamp_min(1e-12)
-    radius = torch.rand(x.shape[0], generator=generator, device=dev, dtype=x.dtype).to(x.device) ** (1.0 / d)
-    return direction * per_image_view(radius, x) * eps
+    return STEPS.create(norm).random_start(x, eps, generator)
 
 
 def pgd(
@@ -97,10 +76,11 @@ def pgd(
         model: maps images in [0,1] to logits.
         x: clean images, float N x ... in [0,1].
         y: true labels (N,).
-        norm: ``"linf"`` or ``"l2"``.
+        norm: a name in :data:`~errorset.attacks.steps.STEPS` (``"linf"``, ``"l2"``).
         eps: radius in [0,1] pixel units; a number or one value per image.
         steps: number of gradient steps (>= 0).
-        step_size: per step; default 2.5 * eps / steps (Madry et al.'s rule).
+        step_size: per step; default :func:`~errorset.attacks.steps.default_step_size`,
+            2.5 * eps / steps (Madry et al.'s rule).
         random_start: start from a uniform random point of the ball.
         generator: for the random start (reproducible attacks).
         loss_fn: ``loss_fn(logits, labels)`` summed over the batch; default cross-entropy.
@@ -118,8 +98,7 @@ def pgd(
     """
     if clip:  # inputs that are not images (noisy points) may leave [0,1]
         check_unit_images(x, "x", allow_uint8=False)
-    if norm not in NORMS:
-        raise ConfigError(f"norm: unknown norm {norm!r}; valid norms: {', '.join(NORMS)}")
+    attack_step = STEPS.create(norm)
     if not isinstance(steps, int) or steps < 0:
         raise ConfigError(f"steps: expected an integer >= 0, got {steps!r}")
     if targeted and target is None:
@@ -128,14 +107,14 @@ def pgd(
         raise ConfigError(f"x: expected float images in [0,1], got dtype {x.dtype}")
     eps_t = _per_image(eps, x, "eps")
     if step_size is None:
-        step_t = 2.5 * eps_t / max(steps, 1)
+        step_t = default_step_size(norm, eps_t, steps)
     else:
         step_t = _per_image(step_size, x, "step_size")
     labels = target if targeted else y
     loss_fn = loss_fn or (lambda logits, t: F.cross_entropy(logits, t, reduction="sum"))
 
     x = x.detach()
-    delta = random_in_ball(x, eps_t, norm, generator) if random_start else torch.zeros_like(x)
+    delta = attack_step.random_start(x, eps_t, generator) if random_start else torch.zeros_like(x)
     low, high = (0.0, 1.0) if clip else (-math.inf, math.inf)
     x_adv = (x + delta).clamp(low, high)
     broken = torch.zeros(x.shape[0], dtype=torch.bool, device=x.device)
@@ -154,12 +133,8 @@ def pgd(
             grad = grad.to(x.dtype)
             if targeted:
                 grad = -grad
-            if norm == "linf":
-                step = grad.sign()
-            else:
-                step = grad / _flat_norm(grad).clamp_min(1e-12)
-            x_adv = x_adv.detach() + step_t * step
-            x_adv = (x + project(x_adv - x, eps_t, norm)).clamp(low, high)
+            x_adv = attack_step.step(x_adv.detach(), grad, step_t)
+            x_adv = (x + attack_step.project(x_adv - x, eps_t)).clamp(low, high)
     x_adv = x_adv.detach()
     if not return_broken:
         return x_adv
