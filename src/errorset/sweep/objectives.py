@@ -54,11 +54,19 @@ def _noise(model, x, y, cfg, generator) -> float:
 
 
 def _pgd(model, x, y, cfg, generator) -> float:
+    from errorset.attacks import default_step_size
     from errorset.measure.robustness import robust_accuracy
 
     p = cfg.sweep.pgd
     return robust_accuracy(
-        model, x, y, norm=p.norm, eps=p.eps, steps=p.steps, step_size=2.5 * p.eps / p.steps, generator=generator
+        model,
+        x,
+        y,
+        norm=p.norm,
+        eps=p.eps,
+        steps=p.steps,
+        step_size=default_step_size(p.norm, p.eps, p.steps),
+        generator=generator,
     )
 
 
