@@ -155,8 +155,8 @@ def test_every_src_dependency_exists():
 def test_the_closure_follows_imports_inside_functions():
     # jobs/common.py imports errorset.tracking only inside functions
     closure = import_closure({"errorset.jobs.evaluate"})
-    assert {"errorset.tracking", "errorset.jobs.common", "errorset.models.build", "errorset.train.loop"} <= closure
-    assert "errorset.sweep.run" not in closure
+    assert {"errorset.tracking", "errorset.jobs.common", "errorset.models.build", "errorset.measure.clean_accuracy"} <= closure
+    assert "errorset.jobs.sweep_study" not in closure
 
 
 @pytest.mark.parametrize(
@@ -164,7 +164,7 @@ def test_the_closure_follows_imports_inside_functions():
     [
         ("sweep", "src/errorset/data", "errorset.data.corruptions.noise"),
         ("evaluate", "src/errorset/jobs/common.py", "errorset.jobs.common"),
-        ("evaluate", "src/errorset/train", "errorset.train.loop"),
+        ("evaluate", "src/errorset/measure", "errorset.measure.clean_accuracy"),
     ],
 )
 def test_a_missing_dependency_is_named(stage_name, removed, expected):

@@ -22,7 +22,8 @@ from typing import Any
 import pytest
 import yaml
 
-from errorset.config import Config, config_from_dict, flatten, read_params, resolve
+from errorset.config import Config, config_from_dict, flatten, read_params
+from errorset.resolve import resolve
 
 ROOT = Path(__file__).resolve().parents[1]
 SRC = ROOT / "src"
@@ -39,10 +40,10 @@ SCANNED: dict[str, list[tuple[str, str | None]]] = {
     ],
     "attack": [("errorset.jobs.attack", "attack")],
     "report": [("errorset.jobs.report", "report")],
-    "sweep": [("errorset.sweep.run", None), ("errorset.sweep.objectives", None)],
+    "sweep": [("errorset.jobs.sweep_study", None), ("errorset.jobs.sweep_trials", None), ("errorset.sweep.objectives", None)],
     "make-corruptions": [("errorset.jobs.make_corruptions", "make_corruptions")],
     "eval-corruptions": [("errorset.jobs.eval_corruptions", "eval_corruptions")],
-    "compare-corruptions": [("errorset.jobs.eval_corruptions", "compare_corruptions")],
+    "compare-corruptions": [("errorset.jobs.compare_corruptions", "compare_corruptions")],
 }
 
 #: jobs/common.py: load_trained (data, device, seed) and the measuring_job decorator (precision, determinism)
@@ -58,7 +59,7 @@ ALSO_READ: dict[str, set[str]] = {
     "attack": _MEASURING,
     "eval-corruptions": _MEASURING,
     # every trial is a training run (jobs/train.py) measured as the objectives say
-    # (jobs/sweep.py, sweep/space.py and sweep/summary.py read their section through helpers)
+    # (jobs/sweep.py, sweep/space.py and jobs/sweep_summary.py read their section through helpers)
     "sweep": {"profile", "model", "train", "sweep", *_MEASURING},
 }
 
