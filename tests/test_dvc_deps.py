@@ -155,7 +155,12 @@ def test_every_src_dependency_exists():
 def test_the_closure_follows_imports_inside_functions():
     # jobs/common.py imports errorset.tracking only inside functions
     closure = import_closure({"errorset.jobs.evaluate"})
-    assert {"errorset.tracking", "errorset.jobs.common", "errorset.models.build", "errorset.measure.clean_accuracy"} <= closure
+    assert {
+        "errorset.tracking",
+        "errorset.jobs.common",
+        "errorset.models.build",
+        "errorset.measure.clean_accuracy",
+    } <= closure
     assert "errorset.jobs.sweep_study" not in closure
 
 

@@ -40,7 +40,11 @@ SCANNED: dict[str, list[tuple[str, str | None]]] = {
     ],
     "attack": [("errorset.jobs.attack", "attack")],
     "report": [("errorset.jobs.report", "report")],
-    "sweep": [("errorset.jobs.sweep_study", None), ("errorset.jobs.sweep_trials", None), ("errorset.sweep.objectives", None)],
+    "sweep": [
+        ("errorset.jobs.sweep_study", None),
+        ("errorset.jobs.sweep_trials", None),
+        ("errorset.sweep.objectives", None),
+    ],
     "make-corruptions": [("errorset.jobs.make_corruptions", "make_corruptions")],
     "eval-corruptions": [("errorset.jobs.eval_corruptions", "eval_corruptions")],
     "compare-corruptions": [("errorset.jobs.compare_corruptions", "compare_corruptions")],
