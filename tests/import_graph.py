@@ -23,32 +23,44 @@ def modules(src: Path = SRC) -> dict[str, Path]:
     return out
 
 
-def imported_names(name: str, path: Path) -> set[str]:
-    package = name if path.name == "__init__.py" else name.rpartition(".")[0]
-    found: set[str] = set()
+def _is_type_checking(test: ast.expr) -> bool:
+    return (isinstance(test, ast.Name) and test.id == "TYPE_CHECKING") or (
+        isinstance(test, ast.Attribute) and test.attr == "TYPE_CHECKING"
+    )
+
+
+def names_in(tree: ast.AST, module: str, is_package: bool) -> set[str]:
+    """Every name an import in ``tree`` (of ``module``) may refer to as a module, at any depth, absolute."""
+    names: set[str] = set()
 
     class Visitor(ast.NodeVisitor):
         def visit_If(self, node: ast.If) -> None:
-            if "TYPE_CHECKING" in ast.unparse(node.test):
+            if _is_type_checking(node.test):  # never run
                 for child in node.orelse:
                     self.visit(child)
                 return
             self.generic_visit(node)
 
         def visit_Import(self, node: ast.Import) -> None:
-            found.update(alias.name for alias in node.names)
+            names.update(alias.name for alias in node.names)
 
         def visit_ImportFrom(self, node: ast.ImportFrom) -> None:
             if node.level:
-                base = package.rsplit(".", node.level - 1)[0] if node.level > 1 else package
-                module = f"{base}.{node.module}" if node.module else base
+                base = module.split(".") if is_package else module.split(".")[:-1]
+                base = base[: len(base) - (node.level - 1)]
+                source = ".".join([*base, *([node.module] if node.module else [])])
             else:
-                module = node.module or ""
-            found.add(module)
-            found.update(f"{module}.{alias.name}" for alias in node.names)  # `from pkg import submodule`
+                source = node.module or ""
+            names.add(source)
+            names.update(f"{source}.{alias.name}" for alias in node.names)  # `from pkg import module`
 
-    Visitor().visit(ast.parse(path.read_text(), str(path)))
-    return found
+    Visitor().visit(tree)
+    return names
+
+
+def imported_names(name: str, path: Path) -> set[str]:
+    """:func:`names_in` of the module ``name`` at ``path``."""
+    return names_in(ast.parse(path.read_text(), str(path)), name, path.name == "__init__.py")
 
 
 def import_graph(src: Path = SRC) -> dict[str, set[str]]:

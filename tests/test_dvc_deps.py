@@ -24,6 +24,8 @@ import yaml
 
 from errorset import cli
 
+from .import_graph import names_in
+
 ROOT = Path(__file__).resolve().parents[1]
 SRC = ROOT / "src"
 #: in every closure, never a stage's dependency (see the module docstring)
@@ -60,41 +62,6 @@ def module_file(name: str) -> Path | None:
     return None
 
 
-def _is_type_checking(test: ast.expr) -> bool:
-    return (isinstance(test, ast.Name) and test.id == "TYPE_CHECKING") or (
-        isinstance(test, ast.Attribute) and test.attr == "TYPE_CHECKING"
-    )
-
-
-def imported_names(tree: ast.AST, module: str, is_package: bool) -> set[str]:
-    """Every name an import in ``tree`` may refer to as a module, at any depth, absolute."""
-    names: set[str] = set()
-
-    class Visitor(ast.NodeVisitor):
-        def visit_If(self, node: ast.If) -> None:
-            if _is_type_checking(node.test):  # never run
-                for child in node.orelse:
-                    self.visit(child)
-                return
-            self.generic_visit(node)
-
-        def visit_Import(self, node: ast.Import) -> None:
-            names.update(alias.name for alias in node.names)
-
-        def visit_ImportFrom(self, node: ast.ImportFrom) -> None:
-            if node.level:
-                base = module.split(".") if is_package else module.split(".")[:-1]
-                base = base[: len(base) - (node.level - 1)]
-                source = ".".join([*base, *([node.module] if node.module else [])])
-            else:
-                source = node.module or ""
-            names.add(source)
-            names.update(f"{source}.{alias.name}" for alias in node.names)  # `from pkg import module`
-
-    Visitor().visit(tree)
-    return names
-
-
 def import_closure(roots: set[str]) -> set[str]:
     """The errorset modules (dotted names) that importing ``roots`` may run."""
     seen: set[str] = set()
@@ -109,7 +76,7 @@ def import_closure(roots: set[str]) -> set[str]:
         seen.add(name)
         parts = name.split(".")
         todo.extend(".".join(parts[:i]) for i in range(1, len(parts)))  # parent packages' __init__
-        todo.extend(imported_names(ast.parse(path.read_text()), name, path.name == "__init__.py"))
+        todo.extend(names_in(ast.parse(path.read_text()), name, path.name == "__init__.py"))
     return seen
 
 
@@ -117,7 +84,7 @@ def command_roots(command: str) -> set[str]:
     """The errorset modules the command's ``_cmd_*`` function imports."""
     func = command_function(command)
     tree = ast.parse(textwrap.dedent(inspect.getsource(func)))
-    return {n for n in imported_names(tree, "errorset.cli", False) if n.startswith("errorset")}
+    return {n for n in names_in(tree, "errorset.cli", False) if n.startswith("errorset")}
 
 
 def covered(module: str, deps: list[str]) -> bool:
