@@ -16,8 +16,8 @@ def test_repository_params_file_resolves_to_the_cpu_profile():
     assert cfg.profile == "cpu"
     assert cfg.data.name == "cifar10"
     assert cfg.model.name == "resnet8"
-    assert cfg.train.epochs == cpu.epochs
-    assert cfg.train.milestones == list(cpu.milestones)
+    assert cfg.train.epochs == cpu["train.epochs"]
+    assert cfg.train.milestones == cpu["train.milestones"]
     assert cfg.train.adversarial.eps == pytest.approx(8 / 255)
     assert cfg.train.adversarial.step_size == pytest.approx(2 / 255)
     assert set(cfg.variants) == {"clean", "gaussian-0.1", "gaussian-0.4", "adversarial"}

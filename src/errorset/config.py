@@ -541,11 +541,17 @@ def split_overrides(items: Iterable[str]) -> list[str]:
     return out
 
 
-def apply_overrides(raw: dict[str, Any], overrides: Iterable[str]) -> dict[str, Any]:
-    """Set dotted keys in a nested dict (a copy); unknown keys are caught when typing it."""
-    out = _deepcopy(raw)
-    for text in split_overrides(overrides):
-        key, value = parse_override(text)
+def set_keys(
+    raw: Mapping[str, Any], items: Iterable[tuple[str, Any]], *, source: str = "--set", only_null: bool = False
+) -> dict[str, Any]:
+    """Set dotted keys in a copy of the nested dict ``raw``; unknown keys are caught when typing it.
+
+    The one way a dotted key is set: ``--set`` (:func:`apply_overrides`) and the profiles
+    (:func:`errorset.profiles.apply_profile`, with ``only_null``: a key that holds a value keeps it).
+    ``source`` names where the keys come from in the error for a key below a plain value.
+    """
+    out = _deepcopy(dict(raw))
+    for key, value in items:
         node = out
         parts = key.split(".")
         for i, part in enumerate(parts[:-1]):
@@ -553,10 +559,17 @@ def apply_overrides(raw: dict[str, Any], overrides: Iterable[str]) -> dict[str, 
             if child is None:
                 child = node[part] = {}
             elif not isinstance(child, dict):
-                raise ConfigError(f"--set {key}: {'.'.join(parts[: i + 1])} is not a group of keys")
+                raise ConfigError(f"{source} {key}: {'.'.join(parts[: i + 1])} is not a group of keys")
             node = child
-        node[parts[-1]] = value
+        if only_null and node.get(parts[-1]) is not None:
+            continue
+        node[parts[-1]] = _deepcopy(value)
     return out
+
+
+def apply_overrides(raw: dict[str, Any], overrides: Iterable[str]) -> dict[str, Any]:
+    """Set the ``KEY=VALUE`` overrides in a copy of the nested dict ``raw``; unknown keys are caught when typing it."""
+    return set_keys(raw, (parse_override(text) for text in split_overrides(overrides)))
 
 
 def _deepcopy(d: Any) -> Any:

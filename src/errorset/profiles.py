@@ -1,8 +1,17 @@
 """Named training recipes ("profiles").
 
-A profile fills every recipe key of the config that is left ``null``: the
-model for each dataset, the optimiser schedule, and how many images training
-and evaluation use. Explicit values in ``params.yaml`` or ``--set`` always win.
+A profile is a dict of dotted config keys, the keys of ``params.yaml`` and ``--set``
+(``"train.epochs": 200``, ``"analyze.noisy.steps": 200``). :func:`apply_profile` sets them
+with :func:`errorset.config.set_keys`, the code that sets ``--set`` overrides, but only on keys
+that are still ``null``: explicit values in ``params.yaml`` or ``--set`` always win. A profile
+key that is not a config key fails as an unknown ``--set`` key does, naming it.
+
+The model depends on the dataset too: ``DEFAULT_MODELS[profile][dataset]`` is the
+``model.name`` a profile sets (``resnet8`` for a dataset it does not list), added to the
+profile's keys by :func:`profile_overrides`. Two defaults follow from other keys and are
+filled after the profile's keys, by small functions below: ``attack.step_ratio`` (4 / ``attack.steps``)
+and ``train.adversarial.eps`` / ``step_size`` (the norm's ``train_defaults`` in
+:data:`errorset.attacks.steps.STEPS`).
 
 ``paper``
     Ford et al. (2019), following Madry et al.: SGD with momentum 0.9,
@@ -24,189 +33,134 @@ and evaluation use. Explicit values in ``params.yaml`` or ``--set`` always win.
 from __future__ import annotations
 
 import dataclasses
-from dataclasses import dataclass, field
+from typing import Any
 
-from errorset.config import Config
-from errorset.errors import UnknownNameError
+from errorset.config import Config, config_from_dict, set_keys, to_dict
+from errorset.errors import ConfigError, UnknownNameError
 
+#: the optimiser of Madry et al. and Ford et al., shared by paper and cpu
+_SGD = {"train.batch_size": 128, "train.lr": 0.1, "train.momentum": 0.9, "train.weight_decay": 5e-4}
 
-@dataclass(frozen=True)
-class Profile:
-    epochs: int
-    batch_size: int
-    lr: float
-    momentum: float
-    weight_decay: float
-    milestones: tuple[int, ...]
-    lr_gamma: float
-    #: training images (0 = all)
-    subset: int
-    #: test images for the per-epoch test accuracy (0 = all)
-    test_images: int
-    #: images for `errorset evaluate` (0 = all)
-    eval_images: int
-    #: `errorset analyze`: images, noise samples per image, nearest-error steps
-    analyze_images: int
-    analyze_samples: int
-    nearest_steps: int
-    #: `errorset analyze`, epsilon*_q: images, noisy samples per image, steps per search
-    noisy_images: int
-    noisy_samples: int
-    noisy_steps: int
-    #: `errorset attack`: images and PGD steps
-    attack_images: int
-    attack_steps: int
-    #: `errorset sweep`: epochs and training images of each trial (None: the training recipe above)
-    sweep_epochs: int | None = None
-    sweep_subset: int | None = None
-    #: `errorset eval-corruptions` / `make-corruptions` test images (0 = all): 19 corruptions x 5
-    #: severities x 4 storage formats is 380 passes over them
-    corruption_images: int = 0
-    #: default model per dataset
-    models: dict[str, str] = field(default_factory=dict)
-
-
-PROFILES: dict[str, Profile] = {
-    "paper": Profile(
-        epochs=200,
-        batch_size=128,
-        lr=0.1,
-        momentum=0.9,
-        weight_decay=5e-4,
-        milestones=(60, 120, 160),
-        lr_gamma=0.2,
-        subset=0,
-        test_images=0,
-        eval_images=0,
-        analyze_images=1000,
-        analyze_samples=1000,
-        nearest_steps=500,
-        noisy_images=100,
-        noisy_samples=1000,
-        noisy_steps=200,
-        attack_images=1000,
-        attack_steps=100,
-        models={"cifar10": "wrn28_10", "digits": "mlp", "imagefolder": "timm:inception_v3"},
-    ),
-    "cpu": Profile(
-        epochs=8,
-        batch_size=128,
-        lr=0.1,
-        momentum=0.9,
-        weight_decay=5e-4,
-        milestones=(4, 6, 7),
-        lr_gamma=0.2,
-        subset=10000,
-        test_images=2000,
-        eval_images=1000,
-        analyze_images=50,
-        analyze_samples=1000,
-        nearest_steps=100,
-        noisy_images=8,
-        noisy_samples=64,
-        noisy_steps=100,
-        attack_images=200,
-        attack_steps=20,
-        sweep_epochs=3,
-        sweep_subset=4000,
-        corruption_images=250,
-        models={"cifar10": "resnet8", "digits": "mlp", "imagefolder": "timm:resnet18"},
-    ),
-    "smoke": Profile(
-        epochs=2,
-        batch_size=64,
-        lr=0.05,
-        momentum=0.9,
-        weight_decay=5e-4,
-        milestones=(1,),
-        lr_gamma=0.2,
-        subset=512,
-        test_images=256,
-        eval_images=128,
-        analyze_images=16,
-        analyze_samples=1000,
-        nearest_steps=20,
-        noisy_images=2,
-        noisy_samples=16,
-        noisy_steps=10,
-        attack_images=32,
-        attack_steps=5,
-        sweep_epochs=1,
-        sweep_subset=256,
-        corruption_images=64,
-        models={"cifar10": "resnet8", "digits": "mlp", "imagefolder": "resnet8"},
-    ),
+#: profile -> dotted config key -> the value it takes where it is null
+#: (train.subset, train.test_images, eval.n_images, corruptions.n_images: 0 = all images)
+PROFILES: dict[str, dict[str, Any]] = {
+    "paper": {
+        "train.epochs": 200,
+        **_SGD,
+        "train.milestones": [60, 120, 160],
+        "train.lr_gamma": 0.2,
+        "train.subset": 0,
+        "train.test_images": 0,
+        "eval.n_images": 0,
+        "analyze.images": 1000,
+        "analyze.samples": 1000,
+        "analyze.nearest.steps": 500,
+        "analyze.noisy.images": 100,
+        "analyze.noisy.samples": 1000,
+        "analyze.noisy.steps": 200,
+        "attack.images": 1000,
+        "attack.steps": 100,
+        # sweep.trial_epochs and sweep.trial_subset stay null: each trial trains with the recipe above
+        "corruptions.n_images": 0,
+    },
+    "cpu": {
+        "train.epochs": 8,
+        **_SGD,
+        "train.milestones": [4, 6, 7],
+        "train.lr_gamma": 0.2,
+        "train.subset": 10000,
+        "train.test_images": 2000,
+        "eval.n_images": 1000,
+        "analyze.images": 50,
+        "analyze.samples": 1000,
+        "analyze.nearest.steps": 100,
+        "analyze.noisy.images": 8,
+        "analyze.noisy.samples": 64,
+        "analyze.noisy.steps": 100,
+        "attack.images": 200,
+        "attack.steps": 20,
+        "sweep.trial_epochs": 3,
+        "sweep.trial_subset": 4000,
+        # eval-corruptions / make-corruptions: 19 corruptions x 5 severities x 4 storage formats is 380 passes
+        "corruptions.n_images": 250,
+    },
+    "smoke": {
+        "train.epochs": 2,
+        "train.batch_size": 64,
+        "train.lr": 0.05,
+        "train.momentum": 0.9,
+        "train.weight_decay": 5e-4,
+        "train.milestones": [1],
+        "train.lr_gamma": 0.2,
+        "train.subset": 512,
+        "train.test_images": 256,
+        "eval.n_images": 128,
+        "analyze.images": 16,
+        "analyze.samples": 1000,
+        "analyze.nearest.steps": 20,
+        "analyze.noisy.images": 2,
+        "analyze.noisy.samples": 16,
+        "analyze.noisy.steps": 10,
+        "attack.images": 32,
+        "attack.steps": 5,
+        "sweep.trial_epochs": 1,
+        "sweep.trial_subset": 256,
+        "corruptions.n_images": 64,
+    },
 }
 
+#: profile -> data.name -> the model.name it sets (FALLBACK_MODEL for datasets not listed)
+DEFAULT_MODELS: dict[str, dict[str, str]] = {
+    "paper": {"cifar10": "wrn28_10", "digits": "mlp", "imagefolder": "timm:inception_v3"},
+    "cpu": {"cifar10": "resnet8", "digits": "mlp", "imagefolder": "timm:resnet18"},
+    "smoke": {"cifar10": "resnet8", "digits": "mlp", "imagefolder": "resnet8"},
+}
+FALLBACK_MODEL = "resnet8"
 
-def get_profile(name: str) -> Profile:
+
+def get_profile(name: str) -> dict[str, Any]:
+    """The dotted keys of profile ``name`` (without ``model.name``: see :func:`profile_overrides`)."""
     if name not in PROFILES:
         raise UnknownNameError(f"profile: unknown profile {name!r}; valid profiles: {', '.join(PROFILES)}")
     return PROFILES[name]
 
 
+def profile_overrides(name: str, dataset: str) -> dict[str, Any]:
+    """Every dotted key profile ``name`` sets on a config of ``dataset``, ``model.name`` included."""
+    keys = get_profile(name)
+    return {**keys, "model.name": DEFAULT_MODELS.get(name, {}).get(dataset, FALLBACK_MODEL)}
+
+
 def apply_profile(cfg: Config) -> Config:
-    """Return a copy of ``cfg`` with every ``null`` recipe key taken from its profile."""
-    p = get_profile(cfg.profile)
-
-    def pick(value, default):
-        return default if value is None else value
-
-    t = cfg.train
-    train = dataclasses.replace(
-        t,
-        epochs=pick(t.epochs, p.epochs),
-        batch_size=pick(t.batch_size, p.batch_size),
-        lr=pick(t.lr, p.lr),
-        momentum=pick(t.momentum, p.momentum),
-        weight_decay=pick(t.weight_decay, p.weight_decay),
-        milestones=pick(t.milestones, list(p.milestones)),
-        lr_gamma=pick(t.lr_gamma, p.lr_gamma),
-        subset=pick(t.subset, p.subset),
-        test_images=pick(t.test_images, p.test_images),
-        adversarial=_resolve_adversarial(t),
-    )
-    model = dataclasses.replace(cfg.model, name=pick(cfg.model.name, p.models.get(cfg.data.name, "resnet8")))
-    ev = dataclasses.replace(cfg.eval, n_images=pick(cfg.eval.n_images, p.eval_images))
-    an = cfg.analyze
-    analyze = dataclasses.replace(
-        an,
-        images=pick(an.images, p.analyze_images),
-        samples=pick(an.samples, p.analyze_samples),
-        nearest=dataclasses.replace(an.nearest, steps=pick(an.nearest.steps, p.nearest_steps)),
-        noisy=dataclasses.replace(
-            an.noisy,
-            images=pick(an.noisy.images, p.noisy_images),
-            samples=pick(an.noisy.samples, p.noisy_samples),
-            steps=pick(an.noisy.steps, p.noisy_steps),
-        ),
-    )
-    steps = pick(cfg.attack.steps, p.attack_steps)
-    attack = dataclasses.replace(
-        cfg.attack,
-        images=pick(cfg.attack.images, p.attack_images),
-        steps=steps,
-        step_ratio=pick(cfg.attack.step_ratio, 4 / steps if steps else None),
-    )
-    sweep = dataclasses.replace(
-        cfg.sweep,
-        trial_epochs=pick(cfg.sweep.trial_epochs, p.sweep_epochs),
-        trial_subset=pick(cfg.sweep.trial_subset, p.sweep_subset),
-    )
-    corruptions = dataclasses.replace(cfg.corruptions, n_images=pick(cfg.corruptions.n_images, p.corruption_images))
-    return dataclasses.replace(
-        cfg, train=train, model=model, eval=ev, analyze=analyze, attack=attack, sweep=sweep, corruptions=corruptions
-    )
+    """Return a copy of ``cfg`` with every ``null`` key of its profile set, then the derived defaults."""
+    overrides = profile_overrides(cfg.profile, cfg.data.name)
+    raw = set_keys(to_dict(cfg), overrides.items(), source=f"profile {cfg.profile}:", only_null=True)
+    try:
+        filled = config_from_dict(raw)
+    except ConfigError as e:  # a profile key that is not a config key, or a value of the wrong type
+        raise ConfigError(f"profile {cfg.profile}: {e}") from None
+    return _default_adversarial(_default_step_ratio(filled))
 
 
-def _resolve_adversarial(t):
+def _default_step_ratio(cfg: Config) -> Config:
+    """attack.step_ratio null: 4 / attack.steps (the paper: 100 steps of eps/25)."""
+    a = cfg.attack
+    if a.step_ratio is not None:
+        return cfg
+    ratio = 4 / a.steps if a.steps else None
+    return dataclasses.replace(cfg, attack=dataclasses.replace(a, step_ratio=ratio))
+
+
+def _default_adversarial(cfg: Config) -> Config:
+    """train.adversarial.eps and step_size null: the norm's training defaults."""
     from errorset.attacks.steps import STEPS
 
-    a = t.adversarial
+    a = cfg.train.adversarial
     # each norm's step holds Madry et al.'s CIFAR-10 settings (L-inf 8/255, steps of 2/255; L2 0.5, steps of 0.1)
     eps, step = STEPS.create(a.norm).train_defaults if a.norm in STEPS else (None, None)
-    return dataclasses.replace(
+    adversarial = dataclasses.replace(
         a,
         eps=a.eps if a.eps is not None else eps,
         step_size=a.step_size if a.step_size is not None else step,
     )
+    return dataclasses.replace(cfg, train=dataclasses.replace(cfg.train, adversarial=adversarial))
