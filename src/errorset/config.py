@@ -10,7 +10,8 @@ Precedence, lowest first:
 2. ``params.yaml`` (or the file given with ``--params``),
 3. ``--set`` overrides,
 4. the *profile* (``profile: cpu`` / ``paper`` / ``smoke``, see
-   :mod:`errorset.profiles`) fills every recipe key that is still ``null``.
+   :mod:`errorset.profiles`), a dict of dotted keys set by :func:`set_keys` as ``--set`` keys
+   are, fills every recipe key that is still ``null``.
 
 So a key left ``null`` follows the profile and an explicit value always wins.
 :func:`errorset.resolve.resolve` returns the fully resolved config that every run logs.
