@@ -151,8 +151,9 @@ def main() -> None:
     precisions = {name: known[name] for name in args.precisions.split(",")}
     report = {
         "benchmark": "train_throughput",
-        "command": "OMP_NUM_THREADS={} python benchmarks/train_throughput.py --model {} --images {} --repeats {}".format(
-            threads, args.model, args.images, args.repeats
+        "command": (
+            f"OMP_NUM_THREADS={threads} python benchmarks/train_throughput.py --model {args.model}"
+            f" --images {args.images} --repeats {args.repeats}"
         ),
         "model": args.model,
         "input_shape": list(shape),
@@ -173,8 +174,8 @@ def main() -> None:
         for name in precisions:
             r = res[name]
             print(
-                f"{mode:12s} {name:8s} {r['images_per_second']:8.1f} images/s  raw {r['raw_fwd_bwd_images_per_second']:8.1f}"
-                f"  efficiency {r['pipeline_efficiency']:.2f}",
+                f"{mode:12s} {name:8s} {r['images_per_second']:8.1f} images/s"
+                f"  raw {r['raw_fwd_bwd_images_per_second']:8.1f}  efficiency {r['pipeline_efficiency']:.2f}",
                 flush=True,
             )
     out = Path(args.out)
