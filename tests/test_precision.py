@@ -21,7 +21,8 @@ from errorset.measure.common import (
     noisy_margins,
 )
 from errorset.resolve import load_config
-from errorset.runtime import derived_seed, set_deterministic
+from errorset.runtime import derived_seed, make_generator, set_deterministic
+from errorset.train import Precision, train_epoch
 from errorset.train.checkpoint import TrainState, restore_generator
 from errorset.validation import validate
 
@@ -194,3 +195,61 @@ def test_a_checkpoint_without_the_new_keys_still_resumes_with_their_defaults():
     with pytest.raises(CheckpointError, match=r"measure_precision: 'float32' -> 'autocast'"):
         train_job.check_resumable(state.config, {**config, "measure_precision": "autocast"})
     assert dataclasses.fields(TrainState)[-1].name == "noise_generator_device"
+
+
+@pytest.mark.parametrize("native", [True, False])
+def test_training_precision_on_cpu_is_bf16_where_the_cpu_computes_it_and_as_asked_elsewhere(monkeypatch, native):
+    from errorset.train import loop
+
+    monkeypatch.setattr(loop, "cpu_has_native_bf16", lambda: native)
+    cpu = torch.device("cpu")
+    assert Precision.for_device(cpu, None).dtype == (torch.bfloat16 if native else None)
+    assert Precision.for_device(cpu, True).dtype == torch.bfloat16 and Precision.for_device(cpu, True).scaler is None
+    assert Precision.for_device(cpu, False).dtype is None
+    assert Precision.for_device(cpu, False).name == "off" and Precision.for_device(cpu, True).name == "bfloat16"
+
+
+def test_native_bf16_detection_follows_the_cpu_capability(monkeypatch):
+    from errorset import runtime
+
+    monkeypatch.setattr(torch.backends.cpu, "get_cpu_capability", lambda: "AVX2")
+    assert runtime.cpu_has_native_bf16() is False  # no AVX-512: bf16 would be emulated
+
+
+@pytest.mark.parametrize("mode", ["clean", "adversarial"])
+def test_bf16_training_runs_the_update_and_the_attack_in_bf16_and_float32_does_not(mode):
+    from errorset.jobs.train import training_transform
+
+    cfg = load_config(None, [f"train.mode={mode}", "train.adversarial.steps=2"]).train
+    x = torch.randint(0, 256, (8, 3, 2, 2), dtype=torch.uint8)
+    y = torch.randint(0, 3, (8,))
+    for enabled, dtype in ((True, torch.bfloat16), (False, torch.float32)):
+        torch.manual_seed(0)
+        model = DtypeProbe()
+        opt = torch.optim.SGD(model.parameters(), lr=0.1)
+        precision = Precision.for_device(torch.device("cpu"), enabled)
+        train_epoch(
+            model,
+            opt,
+            x,
+            y,
+            transform=training_transform(cfg),
+            batch_size=4,
+            data_generator=make_generator(1),
+            noise_generator=make_generator(2),
+            precision=precision,
+        )
+        passes = 2 * (1 + (2 if mode == "adversarial" else 0))  # 2 batches, each its PGD steps and the update
+        assert model.seen == [dtype] * passes
+        assert model.fc.weight.dtype == torch.float32  # autocast: the weights stay float32
+
+
+def test_the_train_job_logs_the_autocast_it_used(data_root):
+    cfg = make_config(data_root, "train.epochs=1", "tracking.log_model=false", "train.amp=true")
+    run = train_job.train(cfg, progress=False)
+    assert mlflow_client().get_run(run.run_id).data.params["train.autocast_dtype"] == "bfloat16"
+    off = make_config(
+        data_root, "train.epochs=1", "tracking.log_model=false", "train.amp=false", "train.output_dir=fp32"
+    )
+    run = train_job.train(off, progress=False)
+    assert mlflow_client().get_run(run.run_id).data.params["train.autocast_dtype"] == "off"

@@ -127,7 +127,7 @@ class TrainConfig:
     holdout: int = 0
     #: random flips and pad-4 crops; null = on for 3-channel 32x32 data
     flip_crop: bool | None = None
-    #: mixed precision; null = on when training on CUDA
+    #: mixed precision (bf16 autocast; fp16 on GPUs without bf16); null = on with CUDA or a CPU with native bf16
     amp: bool | None = None
     #: where checkpoint.pt (resume state) and model.pt go; null = models/<run name>
     output_dir: str | None = None

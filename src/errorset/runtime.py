@@ -24,6 +24,18 @@ def pick_device(name: str = "auto") -> torch.device:
     return dev
 
 
+def cpu_has_native_bf16() -> bool:
+    """Whether this CPU computes bfloat16 in hardware (AVX-512 BF16 or AMX tiles).
+
+    Elsewhere oneDNN emulates bf16 in float32 and autocast only slows training down.
+    """
+    cpu = torch.backends.cpu
+    if cpu.get_cpu_capability() not in ("AVX512", "AMX"):
+        return False
+    checks = [getattr(torch.cpu, name, None) for name in ("_is_avx512_bf16_supported", "_is_amx_tile_supported")]
+    return any(check() for check in checks if check is not None)
+
+
 def seed_everything(seed: int, *, deterministic: bool | None = None) -> None:
     """Seed Python, NumPy and torch (CPU and every GPU); with ``deterministic`` also set the kernel flags.
 

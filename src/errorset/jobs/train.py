@@ -199,7 +199,7 @@ def train(
         milestones=t.milestones or [],
         gamma=t.lr_gamma,
     )
-    fit = Fit(model, schedule, device=device, amp=t.amp if t.amp is not None else True, seed=cfg.seed)
+    fit = Fit(model, schedule, device=device, amp=t.amp, seed=cfg.seed)
 
     x_train, y_train = data.tensors("train")
     _, trainable = holdout_split(len(x_train), t.holdout, cfg.seed)
@@ -223,7 +223,7 @@ def train(
         "data.train_images": len(x_train),
         "data.test_images": len(x_test),
         # what train.amp resolved to on this device (measurements never use it)
-        "train.autocast_dtype": str(fit.precision.dtype).removeprefix("torch.") if fit.precision.dtype else "off",
+        "train.autocast_dtype": fit.precision.name,
     }
     if t.holdout:  # images held out of training (sweep trials' validation images) define the run too
         job_params["train.holdout"] = t.holdout

@@ -47,11 +47,13 @@ class Fit:
         model: the classifier, already on its device.
         schedule: optimiser and learning-rate schedule.
         device: where training runs (the noise generator lives there).
-        amp: mixed precision where the device supports it (:meth:`Precision.for_device`; off on CPU).
+        amp: mixed precision: True, False or None = where the device computes it fast (:meth:`Precision.for_device`).
         seed: the run's seed; the data generator is seeded ``seed + 1``, the noise one ``seed + 2``.
     """
 
-    def __init__(self, model: nn.Module, schedule: Schedule, *, device: torch.device, amp: bool, seed: int) -> None:
+    def __init__(
+        self, model: nn.Module, schedule: Schedule, *, device: torch.device, amp: bool | None, seed: int
+    ) -> None:
         self.model = model
         self.seed = seed
         self.optimizer = torch.optim.SGD(

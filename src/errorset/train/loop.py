@@ -13,6 +13,7 @@ from torch import nn
 from errorset.data.batches import batch_indices, random_flip_crop, to_float
 from errorset.errors import TrainingDiverged
 from errorset.progress import bar
+from errorset.runtime import cpu_has_native_bf16
 from errorset.train.modes import InputTransform
 
 
@@ -38,13 +39,29 @@ class Precision:
     scaler: torch.amp.GradScaler | None = None
 
     @classmethod
-    def for_device(cls, device: torch.device, enabled: bool) -> Precision:
-        """bf16 autocast where the GPU supports it, else fp16 with loss scaling; off on CPU."""
-        if not enabled or device.type != "cuda":
+    def for_device(cls, device: torch.device, enabled: bool | None) -> Precision:
+        """The autocast training uses on ``device``: ``enabled`` True, False or None (where it pays off).
+
+        CUDA: bf16 where the GPU supports it, else fp16 with loss scaling (None and True alike).
+        CPU: bf16 when ``enabled`` is True, or None and the CPU has native bf16
+        (:func:`~errorset.runtime.cpu_has_native_bf16`: 2.7x-4.7x faster training
+        steps measured on AVX-512 BF16; emulated elsewhere, where it is slower).
+        Other devices (MPS): full precision unless ``enabled`` is True (then bf16).
+        """
+        if enabled is False:
             return cls()
-        if torch.cuda.is_bf16_supported():
+        if device.type == "cuda":
+            if torch.cuda.is_bf16_supported():
+                return cls(torch.bfloat16)
+            return cls(torch.float16, torch.amp.GradScaler("cuda"))
+        if enabled or (device.type == "cpu" and cpu_has_native_bf16()):
             return cls(torch.bfloat16)
-        return cls(torch.float16, torch.amp.GradScaler("cuda"))
+        return cls()
+
+    @property
+    def name(self) -> str:
+        """``bfloat16``, ``float16`` or ``off``: what is logged as ``train.autocast_dtype``."""
+        return str(self.dtype).removeprefix("torch.") if self.dtype else "off"
 
     def autocast(self, device: torch.device) -> contextlib.AbstractContextManager:
         if self.dtype is None:
