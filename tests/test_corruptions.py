@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import torch
 
-from errorset.data.corruptions import (
+from errorset.corruptions import (
     ALL_CORRUPTIONS,
     BENCHMARK_CORRUPTIONS,
     CORRUPTIONS,
@@ -223,7 +223,7 @@ def _sequential_shuffle(img: np.ndarray, delta: int, offsets: np.ndarray) -> np.
     ("delta", "iterations", "size"), [(1, 2, (12, 15)), (2, 3, (16, 16)), (4, 2, (13, 20)), (3, 5, (24, 21))]
 )
 def test_vectorised_glass_shuffle_equals_the_sequential_loop(delta, iterations, size):
-    from errorset.data.corruptions.blur import local_shuffle
+    from errorset.corruptions.blur import local_shuffle
 
     h, w = size
     g = torch.Generator().manual_seed(delta)
@@ -238,7 +238,7 @@ def test_vectorised_glass_shuffle_equals_the_sequential_loop(delta, iterations, 
 def test_jpeg_codec_equals_pillow():
     from PIL import Image
 
-    from errorset.data.corruptions.jpeg import jpeg_round_trip
+    from errorset.corruptions.jpeg import jpeg_round_trip
 
     for h, w in ((48, 40), (32, 32), (33, 27), (17, 50)):
         x = (smooth_images(4, h=h, w=w, seed=2) * 255).round()
@@ -256,7 +256,7 @@ def test_jpeg_codec_equals_pillow():
 def test_pixelate_matches_pillow_box_resizing():
     from PIL import Image
 
-    from errorset.data.corruptions import severity_params
+    from errorset.corruptions import severity_params
 
     x = smooth_images(3, seed=4)
     x[:, :, ::3] = 1 - x[:, :, ::3]
@@ -272,7 +272,7 @@ def test_pixelate_matches_pillow_box_resizing():
 
 
 def test_poisson_sampler_matches_the_poisson_moments():
-    from errorset.data.corruptions.noise import poisson
+    from errorset.corruptions.noise import poisson
 
     g = torch.Generator().manual_seed(0)
     n = 200_000
@@ -288,7 +288,7 @@ def test_poisson_sampler_matches_the_poisson_moments():
 
 def test_error_names_the_parameter_for_registry_lookups():
     with pytest.raises(UnknownNameError, match=re.escape("corruptions.names[2]: unknown corruption 'rain'")):
-        from errorset.data.corruptions import check_corruption
+        from errorset.corruptions import check_corruption
 
         check_corruption("rain", "corruptions.names[2]")
 
@@ -296,7 +296,7 @@ def test_error_names_the_parameter_for_registry_lookups():
 def test_truncated_distance_equals_scipys_distance_transform():
     from scipy import ndimage
 
-    from errorset.data.corruptions.weather import truncated_distance
+    from errorset.corruptions.weather import truncated_distance
 
     g = torch.Generator().manual_seed(0)
     edges = torch.rand(5, 1, 32, 40, generator=g) < torch.tensor([0.0, 0.002, 0.01, 0.05, 0.3]).view(5, 1, 1, 1)
@@ -311,7 +311,7 @@ def test_truncated_distance_equals_scipys_distance_transform():
 def test_bilinear_sample_equals_scipys_map_coordinates(mode):
     from scipy import ndimage
 
-    from errorset.data.corruptions.ops import bilinear_sample
+    from errorset.corruptions.ops import bilinear_sample
 
     g = torch.Generator().manual_seed(1)
     img = torch.rand(2, 3, 12, 15, generator=g, dtype=torch.float64)
@@ -326,8 +326,8 @@ def test_bilinear_sample_equals_scipys_map_coordinates(mode):
 
 @pytest.mark.parametrize("table", ["cifar10", "imagenet"])
 def test_zoom_blur_as_one_sparse_operator_equals_the_sum_of_zooms(table):
-    from errorset.data.corruptions.ops import clipped_zoom, zoom_sum
-    from errorset.data.corruptions.tables import severity_params
+    from errorset.corruptions.ops import clipped_zoom, zoom_sum
+    from errorset.corruptions.tables import severity_params
 
     x = smooth_images(3, h=32, w=24).double()
     for severity in range(1, 6):
@@ -343,7 +343,7 @@ def test_zoom_blur_as_one_sparse_operator_equals_the_sum_of_zooms(table):
 def test_displaced_sampling_equals_scipys_map_coordinates():
     from scipy import ndimage
 
-    from errorset.data.corruptions.ops import sample_displaced
+    from errorset.corruptions.ops import sample_displaced
 
     g = torch.Generator().manual_seed(2)
     img = torch.rand(2, 3, 12, 15, generator=g, dtype=torch.float64)

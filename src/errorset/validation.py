@@ -135,8 +135,8 @@ def validate(cfg: Config) -> None:
 
 def _validate_corruptions(cfg: Config) -> None:
     """The ``corruptions`` group (the corruption benchmark)."""
-    from errorset.data.corruptions import check_table_setting, expand_corruptions
-    from errorset.data.corruptions.formats import FORMATS, check_format
+    from errorset.corruptions import check_table_setting, expand_corruptions
+    from errorset.corruptions.formats import FORMATS, check_format
 
     c = cfg.corruptions
     if c.names is not None:
@@ -156,7 +156,7 @@ def _validate_corruptions(cfg: Config) -> None:
 
 def _check_severities(severities: list[int], key: str) -> None:
     """A non-empty list of corruption severities, each an integer 1-5 (the one severity check)."""
-    from errorset.data.corruptions import check_severity
+    from errorset.corruptions import check_severity
 
     _require(len(severities) > 0, key, "a non-empty list of integers 1-5", severities)
     for i, severity in enumerate(severities):
@@ -169,8 +169,8 @@ def _validate_sweep(cfg: Config) -> None:
     The space's values themselves (does each bound give a valid config?) are checked when the
     study is prepared (:func:`errorset.jobs.sweep_study.check_space`), which resolves a config per bound.
     """
-    from errorset.data.corruptions import check_table_setting
-    from errorset.data.corruptions.formats import check_format
+    from errorset.corruptions import check_table_setting
+    from errorset.corruptions.formats import check_format
     from errorset.measure.corruption_accuracy import in_all
     from errorset.sweep.objectives import OBJECTIVES, corruption_names
     from errorset.sweep.space import parse_fixed, parse_space

@@ -6,7 +6,7 @@ around them):
 * :func:`evaluate_corruptions` corrupts a test set batch by batch (seeded,
   so every model sees the same corrupted images) and measures a model's
   accuracy on each corruption and severity after each storage format
-  (:mod:`~errorset.data.corruptions.formats`);
+  (:mod:`~errorset.corruptions.formats`);
 * :func:`summarize` averages over severities (per corruption), over the
   benchmark corruptions without ``gaussian_noise`` (the paper's "All": Ford
   et al. leave it out because their models are trained on Gaussian noise),
@@ -28,9 +28,10 @@ from typing import Any
 import torch
 from torch import nn
 
-from errorset.data.corruptions.formats import FORMATS, check_format, store
-from errorset.data.corruptions.registry import ALL_CORRUPTIONS, BENCHMARK_CORRUPTIONS, check_corruption, corrupt
-from errorset.data.corruptions.tables import check_severity, check_table
+from errorset.corruptions.apply import corrupt
+from errorset.corruptions.catalog import ALL_CORRUPTIONS, BENCHMARK_CORRUPTIONS, check_corruption
+from errorset.corruptions.formats import FORMATS, check_format, store
+from errorset.corruptions.tables import check_severity, check_table
 from errorset.errors import ConfigError, DataError
 from errorset.measure.common import eval_mode
 from errorset.progress import counter

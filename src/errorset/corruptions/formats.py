@@ -7,7 +7,7 @@ memory, 10% from the files for their model). The evaluation therefore feeds
 the model each corrupted batch in every format:
 
 ``memory``
-    the float images as :func:`~errorset.data.corruptions.corrupt` returns them.
+    the float images as :func:`~errorset.corruptions.corrupt` returns them.
 ``png``
     8-bit images, as stored losslessly (PNG files, or CIFAR-10-C's ``.npy``
     arrays). The generators convert with ``np.uint8``, which truncates, so we

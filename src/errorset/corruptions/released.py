@@ -24,9 +24,10 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from errorset.data.corruptions.formats import to_uint8
-from errorset.data.corruptions.registry import ALL_CORRUPTIONS, check_corruption, corrupt
-from errorset.data.corruptions.tables import check_severity, check_table
+from errorset.corruptions.apply import corrupt
+from errorset.corruptions.catalog import ALL_CORRUPTIONS, check_corruption
+from errorset.corruptions.formats import to_uint8
+from errorset.corruptions.tables import check_severity, check_table
 from errorset.errors import DataError
 from errorset.files import atomic_write
 from errorset.progress import counter
