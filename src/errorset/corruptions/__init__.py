@@ -10,7 +10,7 @@ Layout (one module per family, as the benchmark groups them):
 
 ``catalog``   the corruptions' names and families, :class:`Corruption`, the :data:`CORRUPTIONS` registry
 ``apply``     :func:`corrupt`: input checks, per-image randomness, chunks of large batches
-``tables``    the severity constants of the CIFAR-10-C and ImageNet-C generators
+``tables``    the severity constants of the CIFAR-10-C and ImageNet-C generators (the :data:`TABLES` registry)
 ``noise``     gaussian_noise, shot_noise, impulse_noise, speckle_noise
 ``blur``      defocus_blur, glass_blur, motion_blur, zoom_blur, gaussian_blur
 ``weather``   snow, frost, fog, spatter
@@ -18,7 +18,8 @@ Layout (one module per family, as the benchmark groups them):
 ``ops``       shared building blocks (separable filters, zoom, resizing, motion taps, plasma fractal)
 ``jpeg``      a libjpeg-like JPEG round trip in torch
 ``rng``       per-image random streams (determinism across batch sizes and devices)
-``formats``   how corrupted images are stored: in memory, PNG, JPEG round trips
+``formats``   how corrupted images are stored (the :data:`~errorset.corruptions.formats.FORMATS` registry):
+              in memory, PNG, JPEG round trips
 ``released``  loaders of the released CIFAR-10-C / ImageNet-C files, and a CIFAR-10-C-format writer
 """
 
@@ -37,7 +38,6 @@ from errorset.corruptions.tables import (
     SEVERITIES,
     TABLES,
     check_severity,
-    check_table,
     check_table_setting,
     resolve_table,
     severity_params,
@@ -54,7 +54,6 @@ __all__ = [
     "check_corruption",
     "check_images",
     "check_severity",
-    "check_table",
     "check_table_setting",
     "corrupt",
     "expand_corruptions",

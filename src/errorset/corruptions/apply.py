@@ -7,7 +7,7 @@ import torch
 
 from errorset.corruptions.catalog import CORRUPTIONS, check_corruption
 from errorset.corruptions.rng import ImageRNG, draw_seed, salt_of, splitmix64
-from errorset.corruptions.tables import check_severity, check_table, severity_params
+from errorset.corruptions.tables import TABLES, check_severity, severity_params
 from errorset.errors import ConfigError
 
 #: smallest image side :func:`corrupt` accepts
@@ -111,7 +111,7 @@ def corrupt(
     """
     check_corruption(name)
     severity = check_severity(severity)
-    check_table(table)
+    TABLES.check(table)
     check_images(x, values=False)  # the values are checked chunk by chunk, while each is in cache
     c = CORRUPTIONS.get(name)
     params = severity_params(table, name, severity)
