@@ -38,8 +38,8 @@ def main(argv: list[str] | None = None) -> dict:
 
     from imagecorruptions import corrupt as reference
 
-    from errorset.data.corruptions import ALL_CORRUPTIONS, corrupt
-    from errorset.data.corruptions.formats import to_uint8
+    from errorset.corruptions import ALL_CORRUPTIONS, corrupt
+    from errorset.corruptions.formats import to_uint8
     from errorset.data.imagefolder import read_image_folder
     from errorset.models.build import load_model
 

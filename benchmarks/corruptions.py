@@ -64,7 +64,7 @@ def load_images(n: int, size: int, cifar: Path, seed: int = 0) -> np.ndarray:
 
 def ours_runner(x: torch.Tensor, name: str) -> Callable[[], float]:
     """A function timing one pass of errorset's ``corrupt`` over severities 1-5 on the batch ``x`` (seconds)."""
-    from errorset.data.corruptions import corrupt
+    from errorset.corruptions import corrupt
 
     def run(batch: torch.Tensor) -> None:
         for s in range(1, 6):
@@ -163,7 +163,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     args = p.parse_args(argv)
 
     from errorset.allocator import keep_freed_memory
-    from errorset.data.corruptions import ALL_CORRUPTIONS
+    from errorset.corruptions import ALL_CORRUPTIONS
 
     kept = False if args.default_malloc else keep_freed_memory()  # for ours and the reference alike
     torch.set_num_threads(args.threads)

@@ -23,7 +23,7 @@ import numpy as np
 import pytest
 import torch
 
-from errorset.data.corruptions import corrupt, severity_params
+from errorset.corruptions import corrupt, severity_params
 
 from .corruption_helpers import cifar_images, photos_224, to_levels, to_tensor
 
@@ -196,7 +196,7 @@ def test_random_corruptions_match_the_reference_statistics_on_photos(name):
 @pytest.mark.parametrize("angle", [-44.9, -30.0, -7.5, 0.0, 12.0, 44.0, -100.0, -135.0])
 def test_motion_blur_kernel_equals_the_reference_at_a_fixed_angle(angle):
     """Given the angle, motion blur is deterministic: ours equals the reference's ``_motion_blur``."""
-    from errorset.data.corruptions.ops import motion_taps, shift_sum
+    from errorset.corruptions.ops import motion_taps, shift_sum
 
     for images, (radius, sigma) in (("cifar", (10, 3)), ("photos", (20, 15)), ("cifar", (12, 3))):
         imgs = _image_set(images)[:4].astype(np.float32)
@@ -209,8 +209,8 @@ def test_motion_blur_kernel_equals_the_reference_at_a_fixed_angle(angle):
 
 def test_plasma_fractal_matches_the_reference_distribution():
     """Fog's random field (at ImageNet size, where 4 photographs are too few to compare fog itself)."""
-    from errorset.data.corruptions.ops import plasma_fractal, plasma_uniform_count
-    from errorset.data.corruptions.rng import ImageRNG
+    from errorset.corruptions.ops import plasma_fractal, plasma_uniform_count
+    from errorset.corruptions.rng import ImageRNG
 
     def describe(maps: np.ndarray) -> np.ndarray:
         lags = (1, maps.shape[1] // 8)

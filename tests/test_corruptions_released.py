@@ -8,9 +8,9 @@ import numpy as np
 import pytest
 import torch
 
-from errorset.data.corruptions import corrupt
-from errorset.data.corruptions.formats import FORMATS, png_round_trip, store, to_uint8
-from errorset.data.corruptions.released import cifar10c_corruptions, load_cifar10c, load_imagenet_c, write_cifar10c
+from errorset.corruptions import corrupt
+from errorset.corruptions.formats import FORMATS, png_round_trip, store, to_uint8
+from errorset.corruptions.released import cifar10c_corruptions, load_cifar10c, load_imagenet_c, write_cifar10c
 from errorset.errors import DataError, UnknownNameError
 
 from .test_corruptions import smooth_images

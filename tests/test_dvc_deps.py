@@ -134,7 +134,8 @@ def test_the_closure_follows_imports_inside_functions():
 @pytest.mark.parametrize(
     ("stage_name", "removed", "expected"),
     [
-        ("sweep", "src/errorset/data", "errorset.data.corruptions.noise"),
+        ("sweep", "src/errorset/corruptions", "errorset.corruptions.noise"),
+        ("sweep", "src/errorset/data", "errorset.data.batches"),
         ("evaluate", "src/errorset/jobs/common.py", "errorset.jobs.common"),
         ("evaluate", "src/errorset/measure", "errorset.measure.clean_accuracy"),
     ],

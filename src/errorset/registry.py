@@ -34,11 +34,14 @@ class Registry(Generic[T]):
         kind: what the registry holds, used in error messages ("model", "dataset").
         parameter: the config key that selects from it (e.g. ``"model.name"``),
             named in error messages so the user knows what to change.
+        ordered: list the names in the order they were registered (else sorted),
+            for registries whose order means something (storage formats, lossless first).
     """
 
-    def __init__(self, kind: str, parameter: str) -> None:
+    def __init__(self, kind: str, parameter: str, *, ordered: bool = False) -> None:
         self.kind = kind
         self.parameter = parameter
+        self.ordered = ordered
         self._exact: dict[str, Callable[..., T]] = {}
         self._patterns: list[_Pattern[T]] = []
 
@@ -67,8 +70,9 @@ class Registry(Generic[T]):
         return decorator
 
     def names(self) -> list[str]:
-        """The exact names, followed by one example per pattern."""
-        return sorted(self._exact) + [p.example for p in self._patterns]
+        """The exact names (sorted, or in registration order if ``ordered``), then one example per pattern."""
+        exact = list(self._exact) if self.ordered else sorted(self._exact)
+        return exact + [p.example for p in self._patterns]
 
     def __contains__(self, name: object) -> bool:
         return isinstance(name, str) and self._lookup(name) is not None

@@ -135,8 +135,8 @@ def validate(cfg: Config) -> None:
 
 def _validate_corruptions(cfg: Config) -> None:
     """The ``corruptions`` group (the corruption benchmark)."""
-    from errorset.data.corruptions import check_table_setting, expand_corruptions
-    from errorset.data.corruptions.formats import FORMATS, check_format
+    from errorset.corruptions import check_table_setting, expand_corruptions
+    from errorset.corruptions.formats import FORMATS
 
     c = cfg.corruptions
     if c.names is not None:
@@ -144,9 +144,9 @@ def _validate_corruptions(cfg: Config) -> None:
         expand_corruptions(c.names, "corruptions.names")
     _check_severities(c.severities, "corruptions.severities")
     check_table_setting(c.table, "corruptions.table")
-    _require(len(c.formats) > 0, "corruptions.formats", f"a non-empty list of {', '.join(FORMATS)}", c.formats)
+    _require(len(c.formats) > 0, "corruptions.formats", f"a non-empty list of {', '.join(FORMATS.names())}", c.formats)
     for i, f in enumerate(c.formats):
-        check_format(f, f"corruptions.formats[{i}]")
+        FORMATS.check(f, f"corruptions.formats[{i}]")
     _require(1 <= c.jpeg_quality <= 100, "corruptions.jpeg_quality", "an integer from 1 to 100", c.jpeg_quality)
     if c.n_images is not None:
         _require(c.n_images >= 0, "corruptions.n_images", "an integer >= 0 (0 = all)", c.n_images)
@@ -156,7 +156,7 @@ def _validate_corruptions(cfg: Config) -> None:
 
 def _check_severities(severities: list[int], key: str) -> None:
     """A non-empty list of corruption severities, each an integer 1-5 (the one severity check)."""
-    from errorset.data.corruptions import check_severity
+    from errorset.corruptions import check_severity
 
     _require(len(severities) > 0, key, "a non-empty list of integers 1-5", severities)
     for i, severity in enumerate(severities):
@@ -169,8 +169,8 @@ def _validate_sweep(cfg: Config) -> None:
     The space's values themselves (does each bound give a valid config?) are checked when the
     study is prepared (:func:`errorset.jobs.sweep_study.check_space`), which resolves a config per bound.
     """
-    from errorset.data.corruptions import check_table_setting
-    from errorset.data.corruptions.formats import check_format
+    from errorset.corruptions import check_table_setting
+    from errorset.corruptions.formats import FORMATS
     from errorset.measure.corruption_accuracy import in_all
     from errorset.sweep.objectives import OBJECTIVES, corruption_names
     from errorset.sweep.space import parse_fixed, parse_space
@@ -191,7 +191,7 @@ def _validate_sweep(cfg: Config) -> None:
         _require(any(in_all(name) for name in corruption_names(cfg)), "sweep.corruptions.names", expected, c.names)
         _check_severities(c.severities, "sweep.corruptions.severities")
         check_table_setting(c.table, "sweep.corruptions.table")
-        check_format(c.format, "sweep.corruptions.format")
+        FORMATS.check(c.format, "sweep.corruptions.format")
     PRUNERS.check(s.pruner)
     SAMPLERS.check(s.sampler)
     for key, value in (

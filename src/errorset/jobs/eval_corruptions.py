@@ -19,8 +19,8 @@ from typing import Any
 import torch
 
 from errorset.config import Config
-from errorset.data.corruptions import ALL_CORRUPTIONS, corrupt, expand_corruptions, resolve_table
-from errorset.data.corruptions.released import cifar10c_corruptions, load_cifar10c, load_imagenet_c
+from errorset.corruptions import ALL_CORRUPTIONS, corrupt, expand_corruptions, resolve_table
+from errorset.corruptions.released import cifar10c_corruptions, load_cifar10c, load_imagenet_c
 from errorset.errors import ConfigError, DataError
 from errorset.files import check_writable
 from errorset.jobs.common import (

@@ -5,9 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 
 from errorset.config import Config
+from errorset.corruptions import ALL_CORRUPTIONS, expand_corruptions, resolve_table
+from errorset.corruptions.released import write_cifar10c
 from errorset.data import load_dataset, seeded_subset
-from errorset.data.corruptions import ALL_CORRUPTIONS, expand_corruptions, resolve_table
-from errorset.data.corruptions.released import write_cifar10c
 from errorset.runtime import pick_device
 
 

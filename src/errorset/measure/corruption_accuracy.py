@@ -6,7 +6,7 @@ around them):
 * :func:`evaluate_corruptions` corrupts a test set batch by batch (seeded,
   so every model sees the same corrupted images) and measures a model's
   accuracy on each corruption and severity after each storage format
-  (:mod:`~errorset.data.corruptions.formats`);
+  (:mod:`~errorset.corruptions.formats`);
 * :func:`summarize` averages over severities (per corruption), over the
   benchmark corruptions without ``gaussian_noise`` (the paper's "All": Ford
   et al. leave it out because their models are trained on Gaussian noise),
@@ -28,9 +28,10 @@ from typing import Any
 import torch
 from torch import nn
 
-from errorset.data.corruptions.formats import FORMATS, check_format, store
-from errorset.data.corruptions.registry import ALL_CORRUPTIONS, BENCHMARK_CORRUPTIONS, check_corruption, corrupt
-from errorset.data.corruptions.tables import check_severity, check_table
+from errorset.corruptions.apply import corrupt
+from errorset.corruptions.catalog import ALL_CORRUPTIONS, BENCHMARK_CORRUPTIONS, check_corruption
+from errorset.corruptions.formats import FORMATS, store
+from errorset.corruptions.tables import TABLES, check_severity
 from errorset.errors import ConfigError, DataError
 from errorset.measure.common import eval_mode
 from errorset.progress import counter
@@ -169,7 +170,7 @@ def evaluate_corruptions(
     *,
     corruptions: Sequence[str] = ALL_CORRUPTIONS,
     severities: Sequence[int] = (1, 2, 3, 4, 5),
-    formats: Sequence[str] = FORMATS,
+    formats: Sequence[str] = tuple(FORMATS),
     table: str = "cifar10",
     seed: int = 0,
     batch_size: int = 250,
@@ -194,8 +195,8 @@ def evaluate_corruptions(
 
     names = [check_corruption(c, "corruptions") for c in corruptions]
     sevs = [check_severity(s, "severities") for s in severities]
-    fmts = [check_format(f, "formats") for f in formats]
-    check_table(table)
+    fmts = [FORMATS.check(f, "formats") for f in formats]
+    TABLES.check(table)
     if x.shape[0] != y.shape[0] or x.shape[0] == 0:
         raise ConfigError(f"x, y: expected N > 0 images and N labels, got {x.shape[0]} and {y.shape[0]}")
     if batch_size < 1:

@@ -79,13 +79,13 @@ def _median_sigma(model, x, y, cfg, generator) -> float:
 
 def corruption_names(cfg: Config) -> list[str]:
     """The corruptions of ``sweep.corruptions.names`` (families expanded; null = the 15 benchmark ones)."""
-    from errorset.data.corruptions import BENCHMARK_CORRUPTIONS, expand_corruptions
+    from errorset.corruptions import BENCHMARK_CORRUPTIONS, expand_corruptions
 
     return expand_corruptions(cfg.sweep.corruptions.names, "sweep.corruptions.names", default=BENCHMARK_CORRUPTIONS)
 
 
 def _corruption(model, x, y, cfg, generator) -> float:
-    from errorset.data.corruptions import resolve_table
+    from errorset.corruptions import resolve_table
     from errorset.measure.corruption_accuracy import evaluate_corruptions, summarize
 
     c = cfg.sweep.corruptions

@@ -5,7 +5,7 @@ reference's arithmetic: brightness and saturation are changed in HSV space
 (written here in closed form on RGB: the hue is kept, so every channel moves
 along the line from gray to the pixel), pixelation with Pillow's box and
 nearest resampling, JPEG with a torch codec that follows libjpeg
-(:mod:`errorset.data.corruptions.jpeg`).
+(:mod:`errorset.corruptions.jpeg`).
 """
 
 from __future__ import annotations
@@ -13,8 +13,9 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from errorset.data.corruptions.jpeg import jpeg_round_trip
-from errorset.data.corruptions.ops import (
+from errorset.corruptions.catalog import register
+from errorset.corruptions.jpeg import jpeg_round_trip
+from errorset.corruptions.ops import (
     DENSE_FILTER_MAX_SIDE,
     apply_plane_operator,
     bilinear_sample,
@@ -24,9 +25,8 @@ from errorset.data.corruptions.ops import (
     sample_displaced,
     separable_sum_operator,
 )
-from errorset.data.corruptions.registry import register
-from errorset.data.corruptions.rng import ImageRNG
-from errorset.data.corruptions.tables import ElasticTransform, Pixelate, Saturate
+from errorset.corruptions.rng import ImageRNG
+from errorset.corruptions.tables import ElasticTransform, Pixelate, Saturate
 
 
 @register("brightness", "digital", random=False)

@@ -1,40 +1,14 @@
-"""The corruption registry and :func:`corrupt`, the one entry point that checks its input."""
+"""Applying a corruption: :func:`corrupt`, the one entry point that checks its input, and the chunking
+that keeps large batches in cache (CPU) or bounded in memory (GPU) with results independent of the chunks."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
-from typing import Any
-
 import torch
 
-from errorset.data.corruptions.rng import ImageRNG, draw_seed, salt_of, splitmix64
-from errorset.data.corruptions.tables import check_severity, check_table, severity_params
-from errorset.errors import ConfigError, UnknownNameError
-from errorset.registry import Registry
-
-#: the 15 corruptions of the benchmark, in the order of Hendrycks & Dietterich's tables
-BENCHMARK_CORRUPTIONS: tuple[str, ...] = (
-    "gaussian_noise",
-    "shot_noise",
-    "impulse_noise",
-    "defocus_blur",
-    "glass_blur",
-    "motion_blur",
-    "zoom_blur",
-    "snow",
-    "frost",
-    "fog",
-    "brightness",
-    "contrast",
-    "elastic_transform",
-    "pixelate",
-    "jpeg_compression",
-)
-#: the 4 held-out ("validation") corruptions
-EXTRA_CORRUPTIONS: tuple[str, ...] = ("speckle_noise", "gaussian_blur", "spatter", "saturate")
-#: all 19, benchmark first
-ALL_CORRUPTIONS: tuple[str, ...] = BENCHMARK_CORRUPTIONS + EXTRA_CORRUPTIONS
+from errorset.corruptions.catalog import CORRUPTIONS, check_corruption
+from errorset.corruptions.rng import ImageRNG, draw_seed, salt_of, splitmix64
+from errorset.corruptions.tables import TABLES, check_severity, severity_params
+from errorset.errors import ConfigError
 
 #: smallest image side :func:`corrupt` accepts
 MIN_SIDE = 8
@@ -49,7 +23,7 @@ def chunk_images(limit: int, values_per_image: int) -> int:
     """Images per chunk: the largest power of 2 whose images hold at most ``limit`` values (at least 1).
 
     A power of 2 at least as large as the random fields' blocks (see
-    :mod:`errorset.data.corruptions.rng`) makes aligned chunks cover whole
+    :mod:`errorset.corruptions.rng`) makes aligned chunks cover whole
     blocks, so no chunk draws numbers for images outside it.
     """
     fit = max(1, limit // max(1, values_per_image))
@@ -66,89 +40,6 @@ def aligned_chunks(start_index: int, n: int, chunk: int) -> list[tuple[int, int]
         out.append((i, j))
         i = j
     return out
-
-
-CorruptionFn = Callable[[torch.Tensor, Any, "ImageRNG"], torch.Tensor]
-
-
-@dataclass(frozen=True)
-class Corruption:
-    """One registered corruption.
-
-    Attributes:
-        name: registry name, e.g. ``"glass_blur"``.
-        family: ``noise``, ``blur``, ``weather`` or ``digital``.
-        fn: ``fn(x, params, rng)`` on a float (N, 3, H, W) batch in [0,1] with
-            the severity's constants ``params`` and per-image random streams
-            ``rng`` (None for deterministic corruptions).
-        random: whether the result depends on the random generator.
-        chunk_scale: multiplies the chunk size :func:`corrupt` uses (corruptions
-            with many small steps, like glass blur, prefer larger chunks).
-    """
-
-    name: str
-    family: str
-    fn: CorruptionFn
-    random: bool
-    chunk_scale: int = 1
-
-    @property
-    def benchmark(self) -> bool:
-        """One of the 15 benchmark corruptions (else one of the 4 extra ones)."""
-        return self.name in BENCHMARK_CORRUPTIONS
-
-
-#: name -> :class:`Corruption`
-CORRUPTIONS: Registry[Corruption] = Registry("corruption", "name")
-
-
-def register(name: str, family: str, *, random: bool, chunk_scale: int = 1) -> Callable[[CorruptionFn], CorruptionFn]:
-    """Decorator registering ``fn(x, params, rng)`` as corruption ``name``."""
-
-    def decorator(fn: CorruptionFn) -> CorruptionFn:
-        CORRUPTIONS.register(name)(Corruption(name, family, fn, random, chunk_scale))  # type: ignore[arg-type]
-        return fn
-
-    return decorator
-
-
-def check_corruption(name: object, parameter: str = "name") -> str:
-    """Return ``name`` if it is a corruption, else raise an error listing the valid ones."""
-    if not isinstance(name, str) or name not in ALL_CORRUPTIONS:
-        raise UnknownNameError(
-            f"{parameter}: unknown corruption {name!r}; valid corruptions: {', '.join(ALL_CORRUPTIONS)}"
-        )
-    return name
-
-
-#: the benchmark's groups of corruptions (Hendrycks & Dietterich's noise, blur, weather, digital)
-FAMILIES: tuple[str, ...] = ("noise", "blur", "weather", "digital")
-
-
-def expand_corruptions(names: object, parameter: str = "names", *, default: Sequence[str] | None = None) -> list[str]:
-    """Corruption names, with each family name (``noise``, ``blur``, ``weather``, ``digital``)
-    replaced by that family's benchmark corruptions, in benchmark order and without repeats.
-
-    ``["noise", "blur", "fog", "contrast"]`` is the 9 corruptions gaussian_noise, shot_noise,
-    impulse_noise, defocus_blur, glass_blur, motion_blur, zoom_blur, fog and contrast.
-    ``names=None`` (a null setting) stands for ``default`` when one is given.
-    """
-    if names is None and default is not None:
-        return list(default)
-    if not isinstance(names, (list, tuple)) or not names:
-        raise ConfigError(f"{parameter}: expected a non-empty list of corruptions or families, got {names!r}")
-    out: list[str] = []
-    for i, name in enumerate(names):
-        if name in FAMILIES:
-            out += [c for c in BENCHMARK_CORRUPTIONS if CORRUPTIONS.get(c).family == name]
-        elif not isinstance(name, str) or name not in ALL_CORRUPTIONS:
-            raise UnknownNameError(
-                f"{parameter}[{i}]: unknown corruption or family {name!r}; valid families: {', '.join(FAMILIES)}; "
-                f"valid corruptions: {', '.join(ALL_CORRUPTIONS)}"
-            )
-        else:
-            out.append(name)
-    return list(dict.fromkeys(out))
 
 
 def check_images(x: object, parameter: str = "x", *, values: bool = True) -> torch.Tensor:
@@ -195,11 +86,11 @@ def corrupt(
     Args:
         x: float images in [0,1], N x C x H x W with C = 1 or 3, any device and
             floating dtype, at least 8 x 8 pixels.
-        name: one of :data:`ALL_CORRUPTIONS` (the 15 benchmark corruptions and 4 extra).
+        name: one of :data:`~errorset.corruptions.catalog.ALL_CORRUPTIONS` (the 15 benchmark corruptions and 4 extra).
         severity: 1 (mild) to 5 (strongest).
         table: which generator's constants: ``"cifar10"`` (CIFAR-10-C, made
             for 32x32) or ``"imagenet"`` (ImageNet-C, made for 224x224); see
-            :mod:`errorset.data.corruptions.tables`.
+            :mod:`errorset.corruptions.tables`.
         generator: source of randomness; one number is drawn from it per call
             (None: torch's global generator). Use a CPU generator for results
             that do not depend on the device.
@@ -220,7 +111,7 @@ def corrupt(
     """
     check_corruption(name)
     severity = check_severity(severity)
-    check_table(table)
+    TABLES.check(table)
     check_images(x, values=False)  # the values are checked chunk by chunk, while each is in cache
     c = CORRUPTIONS.get(name)
     params = severity_params(table, name, severity)

@@ -10,9 +10,9 @@ import math
 
 import torch
 
-from errorset.data.corruptions.ops import float_mask
-from errorset.data.corruptions.registry import register
-from errorset.data.corruptions.rng import ImageRNG
+from errorset.corruptions.catalog import register
+from errorset.corruptions.ops import float_mask
+from errorset.corruptions.rng import ImageRNG
 
 
 @register("gaussian_noise", "noise", random=True)

@@ -29,7 +29,8 @@ import math
 import numpy as np
 import torch
 
-from errorset.data.corruptions.ops import (
+from errorset.corruptions.catalog import register
+from errorset.corruptions.ops import (
     cached_tensor,
     clipped_zoom,
     filter_matrix,
@@ -43,9 +44,8 @@ from errorset.data.corruptions.ops import (
     plasma_uniform_count,
     shift_sum,
 )
-from errorset.data.corruptions.registry import register
-from errorset.data.corruptions.rng import ImageRNG
-from errorset.data.corruptions.tables import Fog, Frost, Snow, Spatter
+from errorset.corruptions.rng import ImageRNG
+from errorset.corruptions.tables import Fog, Frost, Snow, Spatter
 
 # --- snow ------------------------------------------------------------------------------------
 

@@ -7,7 +7,7 @@ memory, 10% from the files for their model). The evaluation therefore feeds
 the model each corrupted batch in every format:
 
 ``memory``
-    the float images as :func:`~errorset.data.corruptions.corrupt` returns them.
+    the float images as :func:`~errorset.corruptions.corrupt` returns them.
 ``png``
     8-bit images, as stored losslessly (PNG files, or CIFAR-10-C's ``.npy``
     arrays). The generators convert with ``np.uint8``, which truncates, so we
@@ -17,25 +17,20 @@ the model each corrupted batch in every format:
 ``jpeg``
     8-bit images encoded and decoded as JPEG by Pillow (libjpeg) at the
     release's quality (ImageNet-C: 85), as the released ImageNet-C files are.
+
+Each is a :class:`StorageFormat` in the :data:`FORMATS` registry; an unknown
+name raises :class:`~errorset.errors.UnknownNameError` listing the valid ones.
 """
 
 from __future__ import annotations
 
 import io
+from typing import ClassVar
 
 import numpy as np
 import torch
 
-from errorset.errors import UnknownNameError
-
-FORMATS: tuple[str, ...] = ("memory", "png", "jpeg")
-
-
-def check_format(name: object, parameter: str = "format") -> str:
-    """Return ``name`` if it is a storage format, else raise an error listing the valid ones."""
-    if not isinstance(name, str) or name not in FORMATS:
-        raise UnknownNameError(f"{parameter}: unknown format {name!r}; valid formats: {', '.join(FORMATS)}")
-    return name
+from errorset.registry import Registry
 
 
 def to_uint8(x: torch.Tensor) -> torch.Tensor:
@@ -70,15 +65,60 @@ def jpeg_round_trip_pil(x: torch.Tensor, quality: int) -> torch.Tensor:
     return _encode_decode(to_uint8(x), "jpeg", quality)
 
 
+class StorageFormat:
+    """How images are stored before the model sees them; :data:`FORMATS` creates one from its name."""
+
+    #: registry name (``corruptions.formats``)
+    name: ClassVar[str]
+    #: 8-bit images (multiples of 1/255) come back unchanged
+    exact_8bit: ClassVar[bool]
+
+    def store(self, x: torch.Tensor, *, jpeg_quality: int = 85) -> torch.Tensor:
+        """The float images in [0,1] as the model sees them after storage (float, same dtype and device)."""
+        raise NotImplementedError
+
+
+#: name -> :class:`StorageFormat`, in the order lossless first (memory, png, jpeg)
+FORMATS: Registry[StorageFormat] = Registry("format", "format", ordered=True)
+
+
+@FORMATS.register("memory")
+class MemoryFormat(StorageFormat):
+    """The float images as :func:`~errorset.corruptions.corrupt` returns them."""
+
+    name = "memory"
+    exact_8bit = True
+
+    def store(self, x: torch.Tensor, *, jpeg_quality: int = 85) -> torch.Tensor:
+        return x
+
+
+@FORMATS.register("png")
+class PngFormat(StorageFormat):
+    """The 8-bit truncation: what a lossless file holds (PNG, CIFAR-10-C's ``.npy``)."""
+
+    name = "png"
+    exact_8bit = True
+
+    def store(self, x: torch.Tensor, *, jpeg_quality: int = 85) -> torch.Tensor:
+        return to_uint8(x).to(x.dtype) / 255
+
+
+@FORMATS.register("jpeg")
+class JpegFormat(StorageFormat):
+    """Every image encoded and decoded as JPEG by Pillow at ``jpeg_quality``: lossy."""
+
+    name = "jpeg"
+    exact_8bit = False
+
+    def store(self, x: torch.Tensor, *, jpeg_quality: int = 85) -> torch.Tensor:
+        return jpeg_round_trip_pil(x, jpeg_quality).to(x.dtype) / 255
+
+
 def store(x: torch.Tensor, fmt: str, *, jpeg_quality: int = 85) -> torch.Tensor:
     """The images as the model sees them after storage in format ``fmt`` (float in [0,1], same device).
 
     ``png`` is the 8-bit truncation (what a lossless file holds); ``jpeg``
     encodes and decodes every image with Pillow at ``jpeg_quality``.
     """
-    check_format(fmt)
-    if fmt == "memory":
-        return x
-    if fmt == "png":
-        return to_uint8(x).to(x.dtype) / 255
-    return jpeg_round_trip_pil(x, jpeg_quality).to(x.dtype) / 255
+    return FORMATS.create(fmt).store(x, jpeg_quality=jpeg_quality)

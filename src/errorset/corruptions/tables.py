@@ -40,11 +40,14 @@ image side, so one table fits any size.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any, NamedTuple
 
 import numpy as np
 
 from errorset.errors import ConfigError, UnknownNameError
+from errorset.registry import Registry
 
 # --- parameter records (one per multi-valued corruption) --------------------
 
@@ -231,26 +234,11 @@ CIFAR10: dict[str, SeverityRow] = {
     "saturate": tuple(Saturate(*c) for c in ((0.3, 0), (0.1, 0), (1.5, 0), (2, 0.1), (2.5, 0.2))),  # type: ignore[dict-item]
 }
 
-#: table name -> corruption -> the 5 severities' parameters
-TABLES: dict[str, dict[str, SeverityRow]] = {"cifar10": CIFAR10, "imagenet": IMAGENET}
-
-#: the image side each table was made for
-TABLE_IMAGE_SIZE: dict[str, int] = {"cifar10": 32, "imagenet": 224}
-
 #: JPEG quality of the released ImageNet-C files (make_imagenet_c.py saves with PIL at quality 85);
 #: CIFAR-10-C is released as lossless uint8 .npy arrays.
 IMAGENET_C_JPEG_QUALITY = 85
 
 SEVERITIES = (1, 2, 3, 4, 5)
-
-
-def check_table(table: object, parameter: str = "table") -> str:
-    """Return ``table`` if it names a severity table, else raise a clear error."""
-    if not isinstance(table, str) or table not in TABLES:
-        raise UnknownNameError(
-            f"{parameter}: unknown severity table {table!r}; valid severity tables: {', '.join(TABLES)}"
-        )
-    return table
 
 
 def check_severity(severity: object, parameter: str = "severity") -> int:
@@ -260,24 +248,59 @@ def check_severity(severity: object, parameter: str = "severity") -> int:
     return int(severity)
 
 
-#: what a ``table`` setting may say: a table, or ``auto`` (picked by image size, :func:`resolve_table`)
-TABLE_SETTINGS: tuple[str, ...] = ("auto", *TABLES)
+@dataclass(frozen=True)
+class SeverityTable:
+    """One generator's constants: corruption name -> the parameters of severities 1-5.
+
+    Attributes:
+        name: registry name (``"cifar10"``, ``"imagenet"``).
+        image_size: the image side the generator was made for.
+        rows: corruption name -> its 5 severities' parameters.
+    """
+
+    name: str
+    image_size: int
+    rows: Mapping[str, SeverityRow]
+
+    def __getitem__(self, corruption: str) -> SeverityRow:
+        return self.rows[corruption]
+
+    def params(self, corruption: str, severity: int) -> Any:
+        """The constants of ``corruption`` at ``severity``."""
+        return self.rows[corruption][check_severity(severity) - 1]
+
+
+#: table name -> :class:`SeverityTable` (``TABLES.create("cifar10")["gaussian_noise"]``)
+TABLES: Registry[SeverityTable] = Registry("severity table", "table")
+
+
+def _register(table: SeverityTable) -> None:
+    TABLES.register(table.name)(lambda: table)
+
+
+_register(SeverityTable("cifar10", 32, CIFAR10))
+_register(SeverityTable("imagenet", 224, IMAGENET))
+
+#: the ``table`` setting that picks a table by image size (:func:`resolve_table`)
+AUTO = "auto"
 
 
 def check_table_setting(table: object, parameter: str = "table") -> str:
-    """Return ``table`` if it is ``auto`` or a severity table, else raise a clear error."""
-    if not isinstance(table, str) or table not in TABLE_SETTINGS:
-        raise ConfigError(f"{parameter}: unknown severity table {table!r}; valid tables: {', '.join(TABLE_SETTINGS)}")
-    return table
+    """Return ``table`` if it is ``auto`` or a severity table, else raise an error listing the valid settings."""
+    if table != AUTO and table not in TABLES:
+        raise UnknownNameError(
+            f"{parameter}: unknown severity table {table!r}; valid tables: {', '.join([AUTO, *TABLES.names()])}"
+        )
+    return table  # type: ignore[return-value]
 
 
 def resolve_table(table: str, image_side: int) -> str:
     """``auto`` -> ``cifar10`` for images up to 64 pixels on a side, else ``imagenet``; others unchanged."""
-    if check_table_setting(table) != "auto":
+    if check_table_setting(table) != AUTO:
         return table
     return "cifar10" if image_side <= 64 else "imagenet"
 
 
 def severity_params(table: str, name: str, severity: int) -> Any:
     """The constants of corruption ``name`` at ``severity`` in ``table``."""
-    return TABLES[check_table(table)][name][check_severity(severity) - 1]
+    return TABLES.create(table).params(name, severity)

@@ -5,13 +5,13 @@ spatter, elastic transform) draw their randomness so that what image ``i`` of
 a set gets depends only on the seed and on ``i``:
 
 1. one 62-bit number ``s`` is drawn from the caller's ``torch.Generator``
-   (one draw per :func:`~errorset.data.corruptions.corrupt` call, whatever the
+   (one draw per :func:`~errorset.corruptions.corrupt` call, whatever the
    batch size; ``None`` draws from torch's global CPU generator);
 2. images are grouped into fixed blocks of ``B`` consecutive indices in the
    whole set (``start_index + i``), where ``B`` depends only on how many
    numbers one image needs (a power of 2 of images holding at most 2^17
    numbers: 32 images of 32x32x3 noise, 1 image of 224x224x3);
-   :func:`~errorset.data.corruptions.corrupt` cuts large batches into
+   :func:`~errorset.corruptions.corrupt` cuts large batches into
    chunks at multiples of a larger power of 2, so chunks cover whole blocks;
 3. block ``k`` of a random field (``stream``) is drawn in one call from a CPU
    ``torch.Generator`` seeded with ``splitmix64(s, corruption, severity,

@@ -16,7 +16,8 @@ import functools
 import numpy as np
 import torch
 
-from errorset.data.corruptions.ops import (
+from errorset.corruptions.catalog import register
+from errorset.corruptions.ops import (
     DENSE_FILTER_MAX_SIDE,
     apply_separable_sum,
     cached_tensor,
@@ -27,9 +28,8 @@ from errorset.data.corruptions.ops import (
     shift_sum,
     zoom_sum,
 )
-from errorset.data.corruptions.registry import register
-from errorset.data.corruptions.rng import ImageRNG, uniform_to_integers
-from errorset.data.corruptions.tables import DefocusBlur, GlassBlur, MotionBlur, ZoomBlur
+from errorset.corruptions.rng import ImageRNG, uniform_to_integers
+from errorset.corruptions.tables import DefocusBlur, GlassBlur, MotionBlur, ZoomBlur
 
 
 @register("gaussian_blur", "blur", random=False)

@@ -24,9 +24,10 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from errorset.data.corruptions.formats import to_uint8
-from errorset.data.corruptions.registry import ALL_CORRUPTIONS, check_corruption, corrupt
-from errorset.data.corruptions.tables import check_severity, check_table
+from errorset.corruptions.apply import corrupt
+from errorset.corruptions.catalog import ALL_CORRUPTIONS, check_corruption
+from errorset.corruptions.formats import to_uint8
+from errorset.corruptions.tables import TABLES, check_severity
 from errorset.errors import DataError
 from errorset.files import atomic_write
 from errorset.progress import counter
@@ -189,7 +190,7 @@ def write_cifar10c(
         labels: (N,) class labels < 256.
     """
     root = Path(root)
-    check_table(table)
+    TABLES.check(table)
     names = [check_corruption(c, "corruptions.names") for c in corruptions]
     if images.ndim != 4 or images.shape[0] != labels.shape[0]:
         raise DataError(
