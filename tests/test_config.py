@@ -15,11 +15,13 @@ def test_repository_params_file_resolves_to_the_cpu_profile():
     cpu = PROFILES["cpu"]
     assert cfg.profile == "cpu"
     assert cfg.data.name == "cifar10"
-    assert cfg.model.name == "resnet8"
+    assert cfg.model.name == "cifarnet32"
     assert cfg.train.epochs == cpu["train.epochs"]
-    assert cfg.train.milestones == cpu["train.milestones"]
+    assert cfg.train.schedule == cpu["train.schedule"] == "linear"
     assert cfg.train.adversarial.eps == pytest.approx(8 / 255)
-    assert cfg.train.adversarial.step_size == pytest.approx(2 / 255)
+    # one FGSM step from a random start, of 1.25 eps (Wong et al. 2020)
+    assert cfg.train.adversarial.steps == 1
+    assert cfg.train.adversarial.step_size == pytest.approx(1.25 * 8 / 255)
     assert set(cfg.variants) == {"clean", "gaussian-0.1", "gaussian-0.4", "adversarial"}
 
 
@@ -44,8 +46,12 @@ def test_each_dataset_gets_its_default_model():
 
 
 def test_l2_adversarial_training_gets_l2_defaults():
-    a = load_config(None, ["train.adversarial.norm=l2"]).train.adversarial
+    a = load_config(None, ["train.adversarial.norm=l2", "train.adversarial.steps=7"]).train.adversarial
     assert (a.eps, a.step_size) == (0.5, 0.1)
+    fgsm = load_config(None, ["train.adversarial.norm=l2", "train.adversarial.steps=1"]).train.adversarial
+    assert fgsm.step_size == pytest.approx(1.25 * 0.5)
+    explicit = load_config(None, ["train.adversarial.steps=1", "train.adversarial.step_size=0.01"]).train.adversarial
+    assert explicit.step_size == 0.01
 
 
 @pytest.mark.parametrize(
@@ -121,7 +127,7 @@ def test_out_of_range_values_name_the_key(override, message):
 @pytest.mark.parametrize(
     ("override", "message"),
     [
-        ("model.name=resnet9000x", r"model\.name: unknown model 'resnet9000x'; valid models: linear, mlp, resnet<6n"),
+        ("model.name=resnet9000x", r"model\.name: unknown model 'resnet9000x'; valid models: linear, mlp, cifarnet<"),
         ("data.name=mnist", r"data\.name: unknown dataset 'mnist'; valid datasets: cifar10, digits, imagefolder"),
         ("train.mode=mixup", r"train\.mode: unknown training mode 'mixup'; valid training modes: adversarial"),
         ("profile=gpu", r"profile: unknown profile 'gpu'; valid profiles: paper, cpu, smoke"),
@@ -151,7 +157,7 @@ def test_missing_or_malformed_params_file(tmp_path):
 def test_flatten_gives_dotted_keys():
     flat = flatten(config_from_dict({"train": {"mode": "gaussian"}}))
     assert flat["train.mode"] == "gaussian"
-    assert flat["train.adversarial.steps"] == 7
+    assert flat["train.adversarial.steps"] is None  # the profile's: 7 for paper, 1 for cpu
     assert flat["train.adversarial.attack_mode"] == "eval"
     assert flat["attack.restarts"] == 1
     assert flat["data.cifar10.download"] is True

@@ -9,13 +9,21 @@ from errorset.errors import UnknownNameError
 from errorset.profiles import DEFAULT_MODELS, PROFILES, apply_profile, get_profile, profile_overrides
 from errorset.resolve import load_config
 
-# values of the profile table before profiles became dotted keys (the Profile dataclass)
+# values of the profile table before profiles became dotted keys (the Profile dataclass), and the cpu
+# recipe since (cifarnet32 on all images, linear schedule, FGSM adversarial training)
 PINNED = [
-    ("cpu", "cifar10", "model.name", "resnet8"),
+    ("cpu", "cifar10", "model.name", "cifarnet32"),
     ("cpu", "imagefolder", "model.name", "timm:resnet18"),
-    ("cpu", "cifar10", "train.epochs", 8),
-    ("cpu", "cifar10", "train.milestones", [4, 6, 7]),
-    ("cpu", "cifar10", "train.subset", 10000),
+    ("cpu", "cifar10", "train.schedule", "linear"),
+    ("cpu", "cifar10", "train.subset", 0),
+    ("cpu", "cifar10", "train.adversarial.steps", 1),
+    ("cpu", "cifar10", "train.adversarial.step_size", 1.25 * 8 / 255),
+    ("cpu", "cifar10", "train.nesterov", True),
+    ("paper", "cifar10", "train.adversarial.steps", 7),
+    ("paper", "cifar10", "train.adversarial.step_size", 2 / 255),
+    ("paper", "cifar10", "train.schedule", "step"),
+    ("paper", "cifar10", "train.label_smoothing", 0.0),
+    ("smoke", "cifar10", "train.adversarial.steps", 7),
     ("cpu", "digits", "eval.n_images", 1000),
     ("cpu", "cifar10", "analyze.noisy.samples", 64),
     ("cpu", "cifar10", "attack.step_ratio", 4 / 20),

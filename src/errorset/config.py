@@ -91,8 +91,9 @@ class AdversarialConfig:
     norm: str = "linf"
     #: null = 8/255 for linf, 0.5 for l2
     eps: float | None = None
-    steps: int = 7
-    #: null = 2/255 for linf, 0.1 for l2
+    #: null = the profile: paper 7 (Madry et al.'s PGD-7), cpu 1 (FGSM with a random start, Wong et al. 2020)
+    steps: int | None = None
+    #: null = 2/255 for linf, 0.1 for l2; with steps 1, 1.25 eps (Wong et al.'s FGSM step)
     step_size: float | None = None
     #: start each attack at a uniform random point of the eps ball
     random_start: bool = True
@@ -116,9 +117,18 @@ class TrainConfig:
     lr: float | None = None
     momentum: float | None = None
     weight_decay: float | None = None
-    #: epochs after which the learning rate is multiplied by lr_gamma
+    #: learning-rate schedule: step (lr x lr_gamma after each of milestones) | linear (from 0 up to lr
+    #: over warmup_epochs, then down to 0 at the last step, updated every step)
+    schedule: str | None = None
+    #: epochs after which the learning rate is multiplied by lr_gamma (step schedule)
     milestones: list[int] | None = None
     lr_gamma: float | None = None
+    #: linear schedule: epochs (fractions allowed) of linear warm-up
+    warmup_epochs: float | None = None
+    #: Nesterov momentum
+    nesterov: bool | None = None
+    #: label smoothing of the cross-entropy loss (0 = none)
+    label_smoothing: float | None = None
     #: train on this many images (a seeded random subset); 0 = all
     subset: int | None = None
     #: test images used for the per-epoch test_accuracy; 0 = all

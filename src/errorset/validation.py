@@ -23,6 +23,7 @@ def validate(cfg: Config) -> None:
     from errorset.data import DATASETS
     from errorset.measure.common import PRECISIONS
     from errorset.models import MODELS
+    from errorset.train.fit import SCHEDULES
     from errorset.train.modes import ATTACK_MODES, MODES
 
     DATASETS.check(cfg.data.name)
@@ -50,6 +51,17 @@ def validate(cfg: Config) -> None:
         _require(t.lr_gamma > 0, "train.lr_gamma", "a number > 0", t.lr_gamma)
     if t.milestones is not None:
         _require(all(m >= 1 for m in t.milestones), "train.milestones", "epochs >= 1", t.milestones)
+    if t.schedule is not None:
+        _require(t.schedule in SCHEDULES, "train.schedule", f"one of {', '.join(SCHEDULES)}", t.schedule)
+    if t.warmup_epochs is not None:
+        _require(
+            t.warmup_epochs >= 0 and (t.epochs is None or t.warmup_epochs < t.epochs),
+            "train.warmup_epochs",
+            "a number >= 0 and below train.epochs",
+            t.warmup_epochs,
+        )
+    if t.label_smoothing is not None:
+        _require(0 <= t.label_smoothing < 1, "train.label_smoothing", "a number in [0, 1)", t.label_smoothing)
     _require(t.holdout >= 0, "train.holdout", "an integer >= 0", t.holdout)
     for key in ("subset", "test_images"):
         v = getattr(t, key)
@@ -62,7 +74,8 @@ def validate(cfg: Config) -> None:
         _require(a.eps >= 0 and math.isfinite(a.eps), "train.adversarial.eps", "a number >= 0", a.eps)
     if a.step_size is not None:
         _require(a.step_size > 0, "train.adversarial.step_size", "a number > 0", a.step_size)
-    _require(a.steps >= 1, "train.adversarial.steps", "an integer >= 1", a.steps)
+    if a.steps is not None:
+        _require(a.steps >= 1, "train.adversarial.steps", "an integer >= 1", a.steps)
     if a.attack_mode not in ATTACK_MODES:
         raise ConfigError(
             f"train.adversarial.attack_mode: unknown mode {a.attack_mode!r}; valid modes: {', '.join(ATTACK_MODES)}"

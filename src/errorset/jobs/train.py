@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 from errorset.config import Config, TrainConfig, flatten, to_dict
 from errorset.data import file_md5, holdout_split, load_dataset, prepared_path, seeded_subset
+from errorset.data.batches import to_float
 from errorset.errors import CheckpointError, config_error_from
 from errorset.jobs import run_marker
 from errorset.jobs.common import prepare_outputs, start_job_run
@@ -30,9 +31,11 @@ log = logging.getLogger(__name__)
 #: keys that may differ between the interrupted run and its resumption
 RESUMABLE_DIFFERENCES = {"train.resume", "train.overwrite", "device", "tracking.uri"}
 #: the learning-rate schedule, which may change on resume (e.g. a lower rate after a NaN loss)
-SCHEDULE_KEYS = ("train.lr", "train.lr_gamma", "train.milestones")
+SCHEDULE_KEYS = ("train.lr", "train.lr_gamma", "train.milestones", "train.warmup_epochs")
 
 CHECKPOINT = "checkpoint.pt"
+#: training images a data-dependent initialisation (:meth:`Classifier.init_from_data`) sees
+DATA_INIT_IMAGES = 5000
 MODEL = "model.pt"
 
 #: the ``train`` config key behind each keyword argument of the training-mode factories (train/modes.py)
@@ -198,6 +201,10 @@ def train(
         weight_decay=t.weight_decay or 0.0,
         milestones=t.milestones or [],
         gamma=t.lr_gamma,
+        kind=t.schedule or "step",
+        warmup_epochs=t.warmup_epochs or 0.0,
+        epochs=t.epochs,
+        nesterov=bool(t.nesterov),
     )
     fit = Fit(model, schedule, device=device, amp=t.amp, seed=cfg.seed)
 
@@ -216,6 +223,11 @@ def train(
     transform = training_transform(t)
 
     reseeded = fit.restore(state, new_schedule=schedule if schedule_changes else None) if state else False
+    # a data-dependent first layer (cifarnet's whitening) is set once, from the images trained on;
+    # a resumed run has it in its checkpoint
+    data_init = 0 if state else min(len(x_train), DATA_INIT_IMAGES)
+    if data_init and not model.init_from_data(to_float(x_train[:data_init])):
+        data_init = 0
 
     resume_id = state.run_id if state else None
     job_params = {
@@ -225,6 +237,8 @@ def train(
         # what train.amp resolved to on this device (measurements never use it)
         "train.autocast_dtype": fit.precision.name,
     }
+    if data_init:
+        job_params["train.data_init_images"] = data_init
     if t.holdout:  # images held out of training (sweep trials' validation images) define the run too
         job_params["train.holdout"] = t.holdout
     with (
@@ -276,6 +290,7 @@ def train(
             checkpoint=out / CHECKPOINT,
             config=to_dict(cfg),
             run_id=run.run_id,
+            label_smoothing=t.label_smoothing or 0.0,
             after_epoch=after_epoch,
             progress=progress,
         )

@@ -14,7 +14,7 @@ from errorset.models.registry import MODELS
 from errorset.models.wrapper import Classifier
 
 MODEL_FORMAT = "errorset.model/1"
-_CONV_PREFIXES = ("resnet", "wrn", "timm:")
+_CONV_PREFIXES = ("resnet", "cifarnet", "wrn", "timm:")
 
 
 def create_model(

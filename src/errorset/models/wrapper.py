@@ -49,6 +49,21 @@ class Classifier(nn.Module):
     def device(self) -> torch.device:
         return self.mean.device
 
+    @torch.no_grad()
+    def init_from_data(self, x: torch.Tensor) -> bool:
+        """Initialise the network from training images ``x`` in [0,1], if it has a data-dependent initialisation.
+
+        Networks that define ``init_from_data(normalised_images)`` (e.g. the whitening stem of
+        :mod:`~errorset.models.cifarnet`) get the images normalised as in :meth:`forward`.
+        Returns whether the network had one. Fresh training runs call this once, before the
+        first step; a resumed run's checkpoint already holds the result.
+        """
+        init = getattr(self.net, "init_from_data", None)
+        if init is None:
+            return False
+        init((x.to(self.device, torch.float32) - self.mean) / self.std)
+        return True
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = (x - self.mean) / self.std
         if self.channels_last:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
@@ -81,6 +82,8 @@ def train_epoch(
     noise_generator: torch.Generator,
     flip_crop: bool = False,
     precision: Precision | None = None,
+    label_smoothing: float = 0.0,
+    lr_at: Callable[[float], float] | None = None,
     epoch: int = 0,
     progress: bool = False,
 ) -> EpochStats:
@@ -93,7 +96,10 @@ def train_epoch(
         data_generator: CPU generator for the batch order and flips/crops.
         noise_generator: generator for the mode's randomness (noise, PGD starts).
         flip_crop: random flips and pad-4 crops.
-        epoch: only for messages.
+        label_smoothing: of the cross-entropy loss (0 = none).
+        lr_at: when given, every step first sets the learning rate of all parameter groups to
+            ``lr_at(epoch + step / steps)``: a schedule in fractional epochs.
+        epoch: the epochs completed before this one (for ``lr_at`` and messages).
 
     Returns:
         Mean loss and accuracy over the epoch (on the transformed batches).
@@ -115,10 +121,14 @@ def train_epoch(
         yb = y[idx.to(y.device)].to(device, non_blocking=True)
         if flip_crop:
             xb = random_flip_crop(xb, data_generator)
+        if lr_at is not None:
+            rate = lr_at(epoch + step / len(batches))
+            for group in optimizer.param_groups:
+                group["lr"] = rate
         with precision.autocast(device):
             xin = transform(model, xb, yb, noise_generator)
             logits = model(xin)
-            loss = F.cross_entropy(logits.float(), yb)
+            loss = F.cross_entropy(logits.float(), yb, label_smoothing=label_smoothing)
         if not torch.isfinite(loss):
             raise TrainingDiverged(
                 f"train.lr: the training loss became {loss.item()} at epoch {epoch + 1}, step {step + 1} "
