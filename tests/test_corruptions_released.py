@@ -149,6 +149,16 @@ def test_jpeg_storage_is_pillows_lossy_round_trip():
     assert torch.equal(
         (y[0] * 255).round().to(torch.uint8).permute(1, 2, 0), torch.from_numpy(np.array(Image.open(buf)))
     )
-    assert set(FORMATS) == {"memory", "png", "jpeg"}
+    # JPEG loses less as its quality rises: the round-trip error falls strictly over qualities 10, 50, 90
+    u8 = to_uint8(x).float()
+    errors = [float((store(x, "jpeg", jpeg_quality=q) * 255 - u8).abs().mean()) for q in (10, 50, 90)]
+    assert errors[0] > errors[1] > errors[2] > 0, errors
+    assert errors[0] > 2 * errors[2]  # not a rounding-level difference
+    # the lossless formats give back any 8-bit image exactly (the full range, edges and noise included)
+    exact = torch.randint(0, 256, (3, 3, 16, 16), generator=torch.Generator().manual_seed(4), dtype=torch.uint8)
+    assert torch.equal(png_round_trip(exact.float() / 255), exact)
+    for fmt in FORMATS:
+        back = (store(exact.float() / 255, fmt) * 255).round().to(torch.uint8)
+        assert torch.equal(back, exact) is (fmt != "jpeg"), fmt
     with pytest.raises(UnknownNameError, match=r"format: unknown format 'webp'; valid formats: memory, png, jpeg"):
         store(x, "webp")

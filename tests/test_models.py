@@ -11,6 +11,7 @@ CONCRETE = {
     "linear": "linear",
     "mlp": "mlp",
     "resnet<6n+2> (e.g. resnet8, resnet20)": "resnet8",
+    "cifarnet<width> (e.g. cifarnet32)": "cifarnet8",
     "wrn<depth>_<width> (e.g. wrn28_10)": "wrn10_1",
     "timm:<name> (any timm model)": "timm:resnet18",
 }
@@ -103,3 +104,20 @@ def test_load_model_rejects_other_files(tmp_path):
         load_model(tmp_path / "other.pt")
     with pytest.raises(CheckpointError, match="no model file"):
         load_model(tmp_path / "missing.pt")
+
+
+@pytest.mark.parametrize("name", sorted(CONCRETE.values()))
+def test_channels_last_metadata_matches_the_architecture(name):
+    """Convolutional nets (any Conv2d) run channels-last, the others not: read from the registry, not the name."""
+    if name.startswith("timm:"):
+        pytest.importorskip("timm")
+    torch.manual_seed(0)
+    model = create_model(name, input_shape=(3, 32, 32), num_classes=10)
+    convs = [m for m in model.modules() if isinstance(m, torch.nn.Conv2d)]
+    assert MODELS.metadata(name)["channels_last"] is bool(convs)
+    assert model.channels_last is bool(convs)
+    # the conv weights are stored channels-last exactly when the metadata says so
+    for conv in convs:
+        assert conv.weight.is_contiguous(memory_format=torch.channels_last)
+        if conv.weight[0, 0].numel() > 1:  # a 1x1 kernel's layout is both
+            assert not conv.weight.is_contiguous()

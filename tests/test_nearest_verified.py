@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import pytest
 import torch
 from torch import nn
 
 from errorset.attacks import nearest_error
-from errorset.attacks.nearest import margin_alone
+from errorset.attacks.nearest import METHODS, margin_alone
+from errorset.errors import ConfigError, UnknownNameError
 
 from .linear_models import BinaryLinear
 
@@ -83,3 +85,54 @@ def test_clean_errors_stay_at_distance_zero_with_a_positive_margin():
     result = nearest_error(inner, x, 1 - y, norm="l2", eps_max=1.0, steps=10, clip=False)
     assert (result.distance == 0).all() and torch.equal(result.x, x)
     assert (result.margin > 0).all()
+
+
+@pytest.mark.parametrize("method", METHODS.names())
+@pytest.mark.parametrize("norm", ["l2", "linf"])
+def test_every_method_finds_the_exact_nearest_error_of_a_linear_model(method, norm):
+    """On w.x + b in R^d the nearest error is at |w.x + b| / ||w||_dual (L2: ||w||_2, L-inf: ||w||_1)."""
+    if norm not in METHODS.metadata(method)["norms"]:
+        pytest.skip(f"{method} does not search {norm}")
+    g = torch.Generator().manual_seed(3)
+    dim = 20
+    w = torch.randn(dim, generator=g)
+    model = BinaryLinear(w, 0.7)
+    x = 2 * torch.randn(16, dim, generator=g)
+    y = (model.signed_margin(x) > 0).long()  # every point correctly classified
+    exact = model.distance(x, norm)
+    assert (exact > 0.01).all()
+    result = nearest_error(
+        model,
+        x,
+        y,
+        norm=norm,
+        method=method,
+        eps_max=float(exact.max()) * 2,
+        steps=60,
+        search_steps=16,  # bisection's resolution eps_max / 2^16: far below the 2% asked
+        clip=False,
+        generator=torch.Generator().manual_seed(0),
+    )
+    assert result.found.all()
+    assert (model(result.x).argmax(1) != y).all()  # the found points are errors
+    size = (result.x - x).norm(dim=1) if norm == "l2" else (result.x - x).abs().amax(1)
+    torch.testing.assert_close(result.distance, size, rtol=1e-5, atol=1e-6)
+    # never nearer than the exact distance (the points are errors), and within 2% of it
+    assert (result.distance >= exact * (1 - 1e-5)).all()
+    assert (result.distance <= exact * 1.02).all()
+
+
+@pytest.mark.parametrize("method", ["ddn", "newton", "", None, 3])
+def test_unknown_methods_name_the_parameter_and_list_the_valid_ones(method):
+    x, y = torch.rand(2, 4), torch.zeros(2, dtype=torch.long)
+    model = BinaryLinear(torch.ones(4), -10.0)
+    if method == "ddn":  # known, but not for linf: says which method to use instead
+        with pytest.raises(
+            ConfigError, match=r"^method: ddn searches l2 distances only; use method=bisection for linf"
+        ):
+            nearest_error(model, x, y, norm="linf", method=method)
+        return
+    with pytest.raises(
+        UnknownNameError, match=rf"^method: unknown method {method!r}; valid methods: auto, bisection, ddn$"
+    ):
+        nearest_error(model, x, y, method=method)

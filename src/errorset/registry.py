@@ -5,15 +5,18 @@ attacks, corruptions, ...) keeps one :class:`Registry`. Names are either exact
 (``"mlp"``) or patterns with a prefix whose remainder is parsed by the factory
 (``"wrn28_10"`` for any WRN-depth-width, ``"timm:<name>"`` for any timm model).
 An unknown name raises :class:`~errorset.errors.UnknownNameError` listing what
-is valid.
+is valid. Each entry, exact or pattern, may carry metadata (keyword arguments
+of :meth:`Registry.register` / :meth:`Registry.register_pattern`) that callers
+read with :meth:`Registry.metadata` instead of guessing from the name.
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass
-from typing import Generic, TypeVar
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass, field
+from types import MappingProxyType
+from typing import Any, Generic, TypeVar
 
 from errorset.errors import UnknownNameError
 
@@ -25,6 +28,7 @@ class _Pattern(Generic[T]):
     regex: re.Pattern[str]
     example: str
     factory: Callable[..., T]
+    metadata: Mapping[str, Any] = field(default_factory=dict)
 
 
 class Registry(Generic[T]):
@@ -43,28 +47,33 @@ class Registry(Generic[T]):
         self.parameter = parameter
         self.ordered = ordered
         self._exact: dict[str, Callable[..., T]] = {}
+        self._exact_metadata: dict[str, Mapping[str, Any]] = {}
         self._patterns: list[_Pattern[T]] = []
 
-    def register(self, name: str) -> Callable[[Callable[..., T]], Callable[..., T]]:
-        """Decorator registering ``factory`` under the exact ``name``."""
+    def register(self, name: str, **metadata: Any) -> Callable[[Callable[..., T]], Callable[..., T]]:
+        """Decorator registering ``factory`` under the exact ``name``, with optional ``metadata``."""
 
         def decorator(factory: Callable[..., T]) -> Callable[..., T]:
             if name in self._exact:
                 raise ValueError(f"{self.kind} {name!r} is registered twice")
             self._exact[name] = factory
+            self._exact_metadata[name] = MappingProxyType(dict(metadata))
             return factory
 
         return decorator
 
-    def register_pattern(self, pattern: str, example: str) -> Callable[[Callable[..., T]], Callable[..., T]]:
-        """Decorator registering a factory for every name matching ``pattern``.
+    def register_pattern(
+        self, pattern: str, example: str, **metadata: Any
+    ) -> Callable[[Callable[..., T]], Callable[..., T]]:
+        """Decorator registering a factory for every name matching ``pattern``, with optional ``metadata``.
 
         The factory receives the regex match's named groups as keyword
-        arguments, followed by the caller's keyword arguments.
+        arguments, followed by the caller's keyword arguments. ``metadata``
+        holds for every matching name.
         """
 
         def decorator(factory: Callable[..., T]) -> Callable[..., T]:
-            self._patterns.append(_Pattern(re.compile(pattern), example, factory))
+            self._patterns.append(_Pattern(re.compile(pattern), example, factory, MappingProxyType(dict(metadata))))
             return factory
 
         return decorator
@@ -80,14 +89,28 @@ class Registry(Generic[T]):
     def __iter__(self) -> Iterator[str]:
         return iter(self.names())
 
-    def _lookup(self, name: str) -> tuple[Callable[..., T], dict[str, str]] | None:
+    def _entry(self, name: str) -> tuple[Callable[..., T], dict[str, str], Mapping[str, Any]] | None:
         if name in self._exact:
-            return self._exact[name], {}
+            return self._exact[name], {}, self._exact_metadata[name]
         for p in self._patterns:
             m = p.regex.fullmatch(name)
             if m:
-                return p.factory, m.groupdict()
+                return p.factory, m.groupdict(), p.metadata
         return None
+
+    def _lookup(self, name: str) -> tuple[Callable[..., T], dict[str, str]] | None:
+        found = self._entry(name)
+        return None if found is None else found[:2]
+
+    def metadata(self, name: str, parameter: str | None = None) -> Mapping[str, Any]:
+        """The metadata registered with the entry (exact name or pattern) that ``name`` selects (read-only).
+
+        An unknown name raises :class:`~errorset.errors.UnknownNameError` as :meth:`check` does.
+        """
+        self.check(name, parameter)
+        found = self._entry(name)
+        assert found is not None
+        return found[2]
 
     def check(self, name: object, parameter: str | None = None) -> str:
         """Return ``name`` if registered, else raise a clear error naming ``parameter`` (default: the registry's)."""

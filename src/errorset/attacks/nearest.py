@@ -54,9 +54,12 @@ from errorset.attacks.pgd import pgd
 from errorset.attacks.steps import STEPS, default_step_size, per_image_view
 from errorset.data.batches import check_unit_images
 from errorset.errors import ConfigError
+from errorset.registry import Registry
 
 Model = Callable[[torch.Tensor], torch.Tensor]
-METHODS = ("auto", "ddn", "bisection")
+#: one search per batch: factory(model, x, y, **settings) -> [(result, fallback), ...] (one per run);
+#: metadata ``norms``: the norms it searches
+METHODS: Registry[list[tuple[NearestError, torch.Tensor]]] = Registry("method", "method")
 
 
 @dataclass
@@ -216,14 +219,17 @@ def nearest_error(
     if clip:
         check_unit_images(x, "x", allow_uint8=False)
     STEPS.check(norm)
-    if method not in METHODS:
-        raise ConfigError(f"method: unknown method {method!r}; valid methods: {', '.join(METHODS)}")
+    METHODS.check(method)
     if method == "auto":
         method = "ddn" if norm == "l2" else "bisection"
     if method == "ddn" and (not losses or any(loss not in LOSSES for loss in losses)):
         raise ConfigError(f"losses: expected one or more of {', '.join(LOSSES)}, got {losses!r}")
-    if method == "ddn" and norm != "l2":
-        raise ConfigError("method: ddn searches L2 distances only; use method=bisection for linf")
+    norms = METHODS.metadata(method)["norms"]
+    if norm not in norms:
+        others = [m for m in METHODS.names() if m != "auto" and norm in METHODS.metadata(m)["norms"]]
+        raise ConfigError(
+            f"method: {method} searches {', '.join(norms)} distances only; use method={' or '.join(others)} for {norm}"
+        )
     if not eps_max > 0:
         raise ConfigError(f"eps_max: expected a number > 0, got {eps_max!r}")
     if not isinstance(steps, int) or steps < 1:
@@ -235,11 +241,21 @@ def nearest_error(
     for i in range(0, x.shape[0], size):
         interrupts.check()  # a stop request (SIGTERM, Ctrl-C) takes effect between batches
         xb, yb = x[i : i + size].detach(), y[i : i + size]
-        if method == "ddn":
-            each = max(1, steps // len(losses))
-            runs = [_ddn(model, xb, yb, eps_max, each, gamma, refine_steps, clip, loss) for loss in losses]
-        else:
-            runs = [_bisection(model, xb, yb, norm, eps_max, steps, search_steps, clip, generator)]
+        runs = METHODS.create(
+            method,
+            model,
+            xb,
+            yb,
+            norm=norm,
+            eps_max=eps_max,
+            steps=steps,
+            gamma=gamma,
+            losses=losses,
+            search_steps=search_steps,
+            refine_steps=refine_steps,
+            clip=clip,
+            generator=generator,
+        )
         verified = [verify(model, xb, yb, r, norm=norm, eps_max=eps_max, clip=clip, fallback=f) for r, f in runs]
         parts.append(_nearest_of(verified))
     return NearestError(
@@ -389,3 +405,22 @@ def _bisection(
     searched = best
     best = torch.where(per_image_view(already, x), x, best)
     return NearestError(x=best.detach(), distance=distance, found=found), searched.detach()
+
+
+@METHODS.register("ddn", norms=("l2",))
+def _ddn_runs(model, x, y, *, eps_max, steps, gamma, losses, refine_steps, clip, **_):
+    """Decoupled direction and norm, one search per loss (``steps`` split evenly)."""
+    each = max(1, steps // len(losses))
+    return [_ddn(model, x, y, eps_max, each, gamma, refine_steps, clip, loss) for loss in losses]
+
+
+@METHODS.register("bisection", norms=("l2", "linf"))
+def _bisection_runs(model, x, y, *, norm, eps_max, steps, search_steps, clip, generator, **_):
+    """Bisection on the radius of PGD."""
+    return [_bisection(model, x, y, norm, eps_max, steps, search_steps, clip, generator)]
+
+
+@METHODS.register("auto", norms=("l2", "linf"))
+def _auto_runs(model, x, y, *, norm, **settings):
+    """ddn for L2, bisection for L-inf."""
+    return METHODS.create("ddn" if norm == "l2" else "bisection", model, x, y, norm=norm, **settings)

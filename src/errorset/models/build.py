@@ -14,7 +14,6 @@ from errorset.models.registry import MODELS
 from errorset.models.wrapper import Classifier
 
 MODEL_FORMAT = "errorset.model/1"
-_CONV_PREFIXES = ("resnet", "cifarnet", "wrn", "timm:")
 
 
 def create_model(
@@ -33,11 +32,11 @@ def create_model(
             (default 0 and 1; pretrained timm models use their own).
         pretrained: timm models only; loads pretrained weights.
     """
-    MODELS.check(name)
+    meta = MODELS.metadata(name)
     c = int(input_shape[0])
     shape = tuple(int(s) for s in input_shape)
     kwargs: dict[str, Any] = {}
-    if name.startswith("timm:"):
+    if meta.get("pretrained", False):
         kwargs["pretrained"] = pretrained
         if pretrained:
             from errorset.models.timm_models import timm_normalization
@@ -53,7 +52,7 @@ def create_model(
         "std": [float(s) for s in (std if std is not None else [1.0] * c)],
     }
     net = MODELS.create(name, shape, int(num_classes), **kwargs)
-    return Classifier(net, spec, channels_last=name.startswith(_CONV_PREFIXES))
+    return Classifier(net, spec, channels_last=bool(meta.get("channels_last", False)))
 
 
 def save_model(model: Classifier, path: str | Path, **extra: Any) -> Path:

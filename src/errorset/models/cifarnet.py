@@ -102,7 +102,7 @@ class CifarNet(nn.Module):
         return self.head(F.adaptive_max_pool2d(x, 1).flatten(1)) * LOGIT_SCALE
 
 
-@MODELS.register_pattern(r"cifarnet(?P<width>\d+)", example="cifarnet<width> (e.g. cifarnet32)")
+@MODELS.register_pattern(r"cifarnet(?P<width>\d+)", example="cifarnet<width> (e.g. cifarnet32)", channels_last=True)
 def cifarnet(input_shape: tuple[int, int, int], num_classes: int, *, width: str) -> nn.Module:
     c, h, w = input_shape
     if int(width) < 1:

@@ -59,6 +59,6 @@ class CifarResNet(nn.Module):
         return self.fc(torch.flatten(F.adaptive_avg_pool2d(x, 1), 1))
 
 
-@MODELS.register_pattern(r"resnet(?P<depth>\d+)", example="resnet<6n+2> (e.g. resnet8, resnet20)")
+@MODELS.register_pattern(r"resnet(?P<depth>\d+)", example="resnet<6n+2> (e.g. resnet8, resnet20)", channels_last=True)
 def cifar_resnet(input_shape: tuple[int, int, int], num_classes: int, *, depth: str) -> nn.Module:
     return CifarResNet(int(depth), input_shape[0], num_classes)

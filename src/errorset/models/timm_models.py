@@ -8,7 +8,9 @@ from errorset.errors import ConfigError, UnknownNameError
 from errorset.models.registry import MODELS
 
 
-@MODELS.register_pattern(r"timm:(?P<timm_name>.+)", example="timm:<name> (any timm model)")
+@MODELS.register_pattern(
+    r"timm:(?P<timm_name>.+)", example="timm:<name> (any timm model)", channels_last=True, pretrained=True
+)
 def timm_model(
     input_shape: tuple[int, int, int], num_classes: int, *, timm_name: str, pretrained: bool = False
 ) -> nn.Module:

@@ -65,6 +65,8 @@ class WideResNet(nn.Module):
         return self.fc(torch.flatten(F.adaptive_avg_pool2d(x, 1), 1))
 
 
-@MODELS.register_pattern(r"wrn(?P<depth>\d+)_(?P<width>\d+)", example="wrn<depth>_<width> (e.g. wrn28_10)")
+@MODELS.register_pattern(
+    r"wrn(?P<depth>\d+)_(?P<width>\d+)", example="wrn<depth>_<width> (e.g. wrn28_10)", channels_last=True
+)
 def wide_resnet(input_shape: tuple[int, int, int], num_classes: int, *, depth: str, width: str) -> nn.Module:
     return WideResNet(int(depth), int(width), input_shape[0], num_classes)
