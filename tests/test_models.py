@@ -25,6 +25,10 @@ def test_every_registered_model_has_a_test_instance():
 @pytest.mark.parametrize("shape", [(1, 8, 8), (3, 32, 32)], ids=["digits", "cifar"])
 def test_models_adapt_to_input_shape_and_classes(name, shape):
     torch.manual_seed(0)
+    if name.startswith("cifarnet") and shape[1] < 16:  # three halvings after a 2x2 stem leave nothing of 8x8
+        with pytest.raises(ConfigError, match=r"model\.name: cifarnet needs images of at least 16x16 pixels, got 8x8"):
+            create_model(name, input_shape=shape, num_classes=7)
+        return
     model = create_model(name, input_shape=shape, num_classes=7)
     assert isinstance(model, Classifier)
     out = model.eval()(torch.rand(3, *shape))

@@ -118,13 +118,13 @@ class TrainConfig:
     momentum: float | None = None
     weight_decay: float | None = None
     #: learning-rate schedule: step (lr x lr_gamma after each of milestones) | linear (from 0 up to lr
-    #: over warmup_epochs, then down to 0 at the last step, updated every step)
+    #: over the first warmup_fraction of training, then down to 0 at the last step, updated every step)
     schedule: str | None = None
     #: epochs after which the learning rate is multiplied by lr_gamma (step schedule)
     milestones: list[int] | None = None
     lr_gamma: float | None = None
-    #: linear schedule: epochs (fractions allowed) of linear warm-up
-    warmup_epochs: float | None = None
+    #: linear schedule: the share of training (in [0, 1)) spent warming up, whatever train.epochs is
+    warmup_fraction: float | None = None
     #: Nesterov momentum
     nesterov: bool | None = None
     #: label smoothing of the cross-entropy loss (0 = none)

@@ -53,13 +53,8 @@ def validate(cfg: Config) -> None:
         _require(all(m >= 1 for m in t.milestones), "train.milestones", "epochs >= 1", t.milestones)
     if t.schedule is not None:
         _require(t.schedule in SCHEDULES, "train.schedule", f"one of {', '.join(SCHEDULES)}", t.schedule)
-    if t.warmup_epochs is not None:
-        _require(
-            t.warmup_epochs >= 0 and (t.epochs is None or t.warmup_epochs < t.epochs),
-            "train.warmup_epochs",
-            "a number >= 0 and below train.epochs",
-            t.warmup_epochs,
-        )
+    if t.warmup_fraction is not None:
+        _require(0 <= t.warmup_fraction < 1, "train.warmup_fraction", "a number in [0, 1)", t.warmup_fraction)
     if t.label_smoothing is not None:
         _require(0 <= t.label_smoothing < 1, "train.label_smoothing", "a number in [0, 1)", t.label_smoothing)
     _require(t.holdout >= 0, "train.holdout", "an integer >= 0", t.holdout)

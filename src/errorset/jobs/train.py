@@ -31,7 +31,7 @@ log = logging.getLogger(__name__)
 #: keys that may differ between the interrupted run and its resumption
 RESUMABLE_DIFFERENCES = {"train.resume", "train.overwrite", "device", "tracking.uri"}
 #: the learning-rate schedule, which may change on resume (e.g. a lower rate after a NaN loss)
-SCHEDULE_KEYS = ("train.lr", "train.lr_gamma", "train.milestones", "train.warmup_epochs")
+SCHEDULE_KEYS = ("train.lr", "train.lr_gamma", "train.milestones", "train.warmup_fraction")
 
 CHECKPOINT = "checkpoint.pt"
 #: training images a data-dependent initialisation (:meth:`Classifier.init_from_data`) sees
@@ -202,7 +202,7 @@ def train(
         milestones=t.milestones or [],
         gamma=t.lr_gamma,
         kind=t.schedule or "step",
-        warmup_epochs=t.warmup_epochs or 0.0,
+        warmup_fraction=t.warmup_fraction or 0.0,
         epochs=t.epochs,
         nesterov=bool(t.nesterov),
     )

@@ -38,7 +38,7 @@ class Schedule:
 
     ``step`` (the paper's and Madry et al.'s recipe): the rate ``lr`` multiplied by ``gamma`` after each
     epoch of ``milestones``. ``linear`` (short schedules, as the fastest CIFAR-10 recipes use): from 0 up
-    to ``lr`` over ``warmup_epochs``, then down to 0 at the end of epoch ``epochs``, set before every step.
+    to ``lr`` over the first ``warmup_fraction`` of the ``epochs``, then down to 0 at their end, set before every step.
     """
 
     lr: float
@@ -47,7 +47,7 @@ class Schedule:
     milestones: list[int] = field(default_factory=list)
     gamma: float = 0.1
     kind: str = "step"
-    warmup_epochs: float = 0.0
+    warmup_fraction: float = 0.0
     #: linear schedule: where the rate reaches 0
     epochs: int = 0
     nesterov: bool = False
@@ -55,14 +55,17 @@ class Schedule:
     def __post_init__(self) -> None:
         if self.kind not in SCHEDULES:
             raise ValueError(f"kind: unknown schedule {self.kind!r}; valid schedules: {', '.join(SCHEDULES)}")
-        if self.kind == "linear" and not 0 <= self.warmup_epochs < self.epochs:
-            raise ValueError(f"warmup_epochs: expected a number in [0, epochs={self.epochs}), got {self.warmup_epochs}")
+        if not 0 <= self.warmup_fraction < 1:
+            raise ValueError(f"warmup_fraction: expected a number in [0, 1), got {self.warmup_fraction}")
+        if self.kind == "linear" and self.epochs < 1:
+            raise ValueError(f"epochs: the linear schedule needs the run's epochs (>= 1), got {self.epochs}")
 
     def lr_at(self, t: float) -> float:
         """The linear schedule's rate at ``t`` epochs into training (fractions between steps)."""
-        if t < self.warmup_epochs:
-            return self.lr * t / self.warmup_epochs
-        return self.lr * max(0.0, (self.epochs - t) / (self.epochs - self.warmup_epochs))
+        warmup = self.warmup_fraction * self.epochs
+        if t < warmup:
+            return self.lr * t / warmup
+        return self.lr * max(0.0, (self.epochs - t) / (self.epochs - warmup))
 
     @property
     def per_step(self) -> Callable[[float], float] | None:
@@ -97,7 +100,9 @@ class Fit:
         # the linear schedule sets the rate before every step (Schedule.per_step); with no milestones
         # this epoch scheduler then leaves the rate as it is, and its state is still checkpointed
         milestones = schedule.milestones if schedule.kind == "step" else []
-        self.scheduler = torch.optim.lr_scheduler.MultiStepLR(self.optimizer, milestones=milestones, gamma=schedule.gamma)
+        self.scheduler = torch.optim.lr_scheduler.MultiStepLR(
+            self.optimizer, milestones=milestones, gamma=schedule.gamma
+        )
         self.precision = Precision.for_device(device, amp)
         self.data_generator = make_generator(seed + 1)
         self.noise_generator = make_generator(seed + 2, device)
@@ -123,7 +128,9 @@ class Fit:
         if new_schedule is not None:
             s = self.schedule = new_schedule
             milestones = s.milestones if s.kind == "step" else []
-            set_schedule(self.optimizer, self.scheduler, lr=s.lr, gamma=s.gamma, milestones=milestones, epoch=self.epoch)
+            set_schedule(
+                self.optimizer, self.scheduler, lr=s.lr, gamma=s.gamma, milestones=milestones, epoch=self.epoch
+            )
         return reseeded
 
     def state(self, config: dict[str, Any], run_id: str | None) -> TrainState:
