@@ -19,7 +19,7 @@ from errorset.jobs.evaluate import evaluate
 from errorset.jobs.report import report
 from errorset.jobs.train import train
 from errorset.models import create_model, load_model, save_model
-from errorset.results import read_table
+from errorset.results import read_rows, read_table
 
 from .conftest import logged_config, make_config, mlflow_client
 
@@ -274,7 +274,8 @@ def test_report_combines_models_into_the_papers_figures(data_root, workdir, trai
         analyze(cfg, progress=False)
         attack(cfg, progress=False)
         folders.append(str(folder))
-    cfg = make_config(data_root, f"report.inputs=[{','.join(folders)}]", "report.output_dir=summary")
+    variants = ["variants.clean.mode=clean", "variants.gauss.mode=gaussian", "variants.gauss.sigma_max=0.5"]
+    cfg = make_config(data_root, f"report.inputs=[{','.join(folders)}]", "report.output_dir=summary", *variants)
     result = report(cfg, progress=False)
     names = {p.name for p in result.figures}
     assert names == {
@@ -294,7 +295,18 @@ def test_report_combines_models_into_the_papers_figures(data_root, workdir, trai
     assert summary["clean"]["clean_accuracy"] == clean_eval["clean_accuracy"]
     assert {"median", "lo", "hi", "n", "censored_fraction", "bound"} <= set(summary["clean"]["distance_ratio"])
     artifacts = {a.path for a in mlflow_client().list_artifacts(result.run_id)}
-    assert names <= artifacts and "summary.json" in artifacts
+    assert names <= artifacts and {"summary.json", "reproduction.md"} <= artifacts
+    # the reproduction report's Figure 7 row, by hand from the two noise tables at sigma 0.2
+    at = {
+        name: {r["sigma"]: r["accuracy"] for r in read_rows(workdir / "reports" / name / "noise_accuracy.csv")}
+        for name in ("clean", "gauss")
+    }
+    expected = "holds" if at["gauss"][0.2] >= at["clean"][0.2] else "does not hold"
+    rows = [line for line in (workdir / "summary/reproduction.md").read_text().splitlines() if line.startswith("| 7 |")]
+    assert len(rows) == 1 and f"**{expected}**" in rows[0] and f"gauss {at['gauss'][0.2]:.3f}" in rows[0]
+    # no adversarial model: the findings that need one are not measured
+    assert "| 3 | Section 5" in (workdir / "summary/reproduction.md").read_text()
+    assert "needs a clean, a Gaussian and an adversarial model" in (workdir / "summary/reproduction.md").read_text()
 
 
 def test_report_bad_inputs(data_root, workdir):

@@ -48,6 +48,7 @@ COMPARISON_TABLE = "comparison.csv"
 #: report and sweep (in their output folders): what they found
 REPORT_SUMMARY = "summary.json"
 REPORT_LP_TABLE = "lp_robustness.csv"
+REPORT_REPRODUCTION = "reproduction.md"
 SWEEP_SUMMARY = "summary.json"
 SWEEP_TRIALS = "trials.csv"
 

@@ -12,6 +12,8 @@ drawn, one series per folder:
 * ``figure10_optimal_curves.png``: the optimal curves for the data's dimension (Figure 10, top)
 * ``lp_robustness.png`` / ``lp_robustness.csv``: accuracy under PGD L-inf and L2 (Figure 6, bottom)
 * ``summary.json``: one row of headline numbers per model (DVC metrics)
+* ``reproduction.md``: the paper's findings one by one, each with ours and a verdict
+  (:mod:`errorset.findings`), for folders named after the variants of ``params.yaml``
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ import numpy as np
 from errorset import results
 from errorset.config import Config
 from errorset.errors import ConfigError
+from errorset.findings import ModelEvidence, check_findings, render_markdown
 from errorset.jobs.common import start_job_run
 from errorset.plots.style import save_figure
 
@@ -37,10 +40,12 @@ class ModelResults:
     label: str
     folder: Path
     noise: list[dict[str, float]] | None = None
+    noise_images: int | None = None
     clean_accuracy: float | None = None
     analysis: dict[str, np.ndarray] | None = None
     analysis_summary: dict[str, Any] | None = None
     attack: dict[str, list[dict[str, float]]] | None = None
+    attack_images: int | None = None
 
 
 def load_results(folder: Path, label: str) -> ModelResults:
@@ -48,12 +53,32 @@ def load_results(folder: Path, label: str) -> ModelResults:
     r = ModelResults(label=label, folder=folder)
     r.noise = results.read_rows(folder / results.NOISE_ACCURACY)
     r.clean_accuracy = results.read_json(folder / results.EVALUATE_METRICS).get("clean_accuracy")
+    r.noise_images = results.read_json(folder / results.EVALUATE_RESULTS).get("n_images")
     if (folder / results.ANALYSIS_TABLE).is_file():
         r.analysis = results.read_table(folder / results.ANALYSIS_TABLE)
     r.analysis_summary = results.read_json(folder / results.ANALYSIS_SUMMARY) or None
     attack = results.read_json(folder / results.ATTACK_SUMMARY)
     r.attack = {k: v for k, v in attack.items() if isinstance(v, list)} or None
+    r.attack_images = attack.get("images")
     return r
+
+
+def evidence(models: list[ModelResults], variants: dict[str, dict[str, Any]]) -> list[ModelEvidence]:
+    """The models whose folder is named after a variant, with that variant's training mode."""
+    return [
+        ModelEvidence(
+            label=r.label,
+            mode=str(variants[r.label].get("mode", "clean")),
+            sigma_max=float(variants[r.label].get("sigma_max") or 0.0),
+            analysis=r.analysis_summary,
+            noise=r.noise or (),
+            noise_images=r.noise_images,
+            attack=r.attack,
+            attack_images=r.attack_images,
+        )
+        for r in models
+        if r.label in variants
+    ]
 
 
 def input_folders(cfg: Config) -> list[Path]:
@@ -149,6 +174,10 @@ def report(cfg: Config, *, progress: bool = True) -> ReportResult:
         )
     summary = {r.label: headline(r) for r in models}
     results.write_json(summary, out / results.REPORT_SUMMARY)
+    findings = check_findings(evidence(models, cfg.variants))
+    settings = [f"profile {cfg.profile}, data {cfg.data.name}, seed {cfg.seed}"]
+    settings += [f"{r.label}: {r.folder}" for r in models]
+    results.write_text(render_markdown(findings, settings=settings), out / results.REPORT_REPRODUCTION)
     paths = [save_figure(fig, out / name) for name, fig in figures.items()]
 
     params = {"report.inputs": json.dumps([str(f) for f in folders])}
@@ -156,6 +185,7 @@ def report(cfg: Config, *, progress: bool = True) -> ReportResult:
         for name, fig in figures.items():
             run.log_figure(fig, name)
         run.log_artifact(out / results.REPORT_SUMMARY)
+        run.log_artifact(out / results.REPORT_REPRODUCTION)
         if attacked:
             run.log_artifact(out / results.REPORT_LP_TABLE)
         return ReportResult(run_id=run.run_id, output_dir=out, figures=paths, summary=summary)
