@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 from errorset.config import Config, TrainConfig, flatten, to_dict
 from errorset.data import file_md5, holdout_split, load_dataset, prepared_path, seeded_subset
 from errorset.data.batches import to_float
-from errorset.errors import CheckpointError, config_error_from
+from errorset.errors import CheckpointError, TrainingDiverged, config_error_from
 from errorset.jobs import run_marker
 from errorset.jobs.common import prepare_outputs, start_job_run
 from errorset.jobs.naming import train_output_dir, variant_name
@@ -73,6 +73,12 @@ def check_resumable(saved: dict[str, Any], config: dict[str, Any]) -> dict[str, 
             "train.output_dir"
         )
     return {k: (old.get(k), new.get(k)) for k in changed if k in SCHEDULE_KEYS}
+
+
+def _with_run(message: str, run_id: str) -> str:
+    """A divergence message with the MLflow run it failed, after its first clause (where the loss became NaN)."""
+    first, _, rest = message.partition("; ")
+    return f"{first}; MLflow run {run_id} is marked FAILED" + (f"; {rest}" if rest else "")
 
 
 def training_transform(t: TrainConfig) -> InputTransform:
@@ -280,20 +286,23 @@ def train(
             if on_epoch_end is not None:
                 on_epoch_end(epoch, model, run)
 
-        history = fit.run(
-            t.epochs,
-            (x_train, y_train),
-            (x_test, y_test),
-            transform=transform,
-            batch_size=t.batch_size,
-            flip_crop=flip_crop,
-            checkpoint=out / CHECKPOINT,
-            config=to_dict(cfg),
-            run_id=run.run_id,
-            label_smoothing=t.label_smoothing or 0.0,
-            after_epoch=after_epoch,
-            progress=progress,
-        )
+        try:
+            history = fit.run(
+                t.epochs,
+                (x_train, y_train),
+                (x_test, y_test),
+                transform=transform,
+                batch_size=t.batch_size,
+                flip_crop=flip_crop,
+                checkpoint=out / CHECKPOINT,
+                config=to_dict(cfg),
+                run_id=run.run_id,
+                label_smoothing=t.label_smoothing or 0.0,
+                after_epoch=after_epoch,
+                progress=progress,
+            )
+        except TrainingDiverged as e:  # start_job_run marks the run FAILED on the way out
+            raise TrainingDiverged(_with_run(str(e), run.run_id)) from None
 
         model_path = out / MODEL
         # a run killed after writing model.pt but before closing its MLflow run: the file stays as it is

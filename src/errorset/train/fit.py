@@ -204,7 +204,7 @@ class Fit:
                     else "no epoch completed, so no checkpoint was written"
                 )
                 again = "; continue from it with --resume --set train.lr=<lower rate>" if epoch > 0 else ""
-                raise TrainingDiverged(f"{e}; MLflow run {run_id} is marked FAILED; {kept}{again}") from None
+                raise TrainingDiverged(f"{e}; {kept}{again}") from None
             metrics = {
                 "train_loss": stats.loss,
                 "train_accuracy": stats.accuracy,
