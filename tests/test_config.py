@@ -19,9 +19,9 @@ def test_repository_params_file_resolves_to_the_cpu_profile():
     assert cfg.train.epochs == cpu["train.epochs"]
     assert cfg.train.schedule == cpu["train.schedule"] == "linear"
     assert cfg.train.adversarial.eps == pytest.approx(8 / 255)
-    # one FGSM step from a random start, of 1.25 eps (Wong et al. 2020)
-    assert cfg.train.adversarial.steps == 1
-    assert cfg.train.adversarial.step_size == pytest.approx(1.25 * 8 / 255)
+    # PGD-2 from a random start, 1.25 eps in all (Wong et al. 2020's FGSM step, in two)
+    assert cfg.train.adversarial.steps == 2
+    assert cfg.train.adversarial.step_size == pytest.approx(1.25 * 8 / 255 / 2)
     assert set(cfg.variants) == {"clean", "gaussian-0.1", "gaussian-0.4", "adversarial"}
 
 
@@ -50,6 +50,7 @@ def test_l2_adversarial_training_gets_l2_defaults():
     assert (a.eps, a.step_size) == (0.5, 0.1)
     fgsm = load_config(None, ["train.adversarial.norm=l2", "train.adversarial.steps=1"]).train.adversarial
     assert fgsm.step_size == pytest.approx(1.25 * 0.5)
+    assert load_config(None, ["train.adversarial.steps=6"]).train.adversarial.step_size == pytest.approx(2 / 255)
     explicit = load_config(None, ["train.adversarial.steps=1", "train.adversarial.step_size=0.01"]).train.adversarial
     assert explicit.step_size == 0.01
 

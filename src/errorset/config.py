@@ -91,9 +91,9 @@ class AdversarialConfig:
     norm: str = "linf"
     #: null = 8/255 for linf, 0.5 for l2
     eps: float | None = None
-    #: null = the profile: paper 7 (Madry et al.'s PGD-7), cpu 1 (FGSM with a random start, Wong et al. 2020)
+    #: null = the profile: paper 7 (Madry et al.'s PGD-7), cpu 2 (PGD-2 from a random start)
     steps: int | None = None
-    #: null = 2/255 for linf, 0.1 for l2; with steps 1, 1.25 eps (Wong et al.'s FGSM step)
+    #: null = 2/255 for linf, 0.1 for l2, but at least 1.25 eps / steps (one step: Wong et al.'s FGSM)
     step_size: float | None = None
     #: start each attack at a uniform random point of the eps ball
     random_start: bool = True
