@@ -192,3 +192,11 @@ def test_accuracy_intervals_in_the_evidence_are_clopper_pearson(n):
     evidence = pgd(models).evidence[0]
     lo = beta.ppf(0.025, 0.4 * n, n - 0.4 * n + 1)
     assert f"adv 0.4 [{lo:.3g}," in evidence
+
+
+def test_an_interval_without_an_end_is_open_on_that_side():
+    open_above = {"median": 1.1, "lo": 0.9, "hi": None, "n": 3}
+    finding = distance_ratio(with_analysis(paper_like(), "clean", "distance_ratio", open_above))
+    assert finding.verdict == HOLDS and "inf" in finding.evidence[0]
+    open_below = {"median": 0.5, "lo": None, "hi": 0.7, "n": 3}  # wholly below [0.8, 1.25] all the same
+    assert distance_ratio(with_analysis(paper_like(), "clean", "distance_ratio", open_below)).verdict == FAILS

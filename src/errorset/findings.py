@@ -145,7 +145,9 @@ def _record(ev: ModelEvidence, *names: str) -> dict[str, Any] | None:
     for name in names:
         r = (ev.analysis or {}).get(name)
         if isinstance(r, Mapping) and r.get("n") and r.get("median") is not None and math.isfinite(r["median"]):
-            return dict(r)
+            # an interval without an end (too few images, or censored ones) is open on that side
+            lo, hi = r.get("lo"), r.get("hi")
+            return {**r, "lo": -math.inf if lo is None else lo, "hi": math.inf if hi is None else hi}
     return None
 
 
