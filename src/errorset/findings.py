@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import itertools
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -183,33 +183,43 @@ def _by_mode(models: Sequence[ModelEvidence]) -> tuple[ModelEvidence | None, lis
     return clean, gaussian, adversarial
 
 
+def _per_model(
+    key: str,
+    models: Sequence[ModelEvidence],
+    record: str,
+    ok: Callable[[ModelEvidence, dict[str, Any]], bool],
+    missing: str,
+) -> Finding:
+    """A finding that each model's median ``record`` must pass on its own; ``missing`` when no model has it."""
+    evidence, passed = [], []
+    for m in models:
+        r = _record(m, record)
+        if r is not None:
+            passed.append(ok(m, r))
+            evidence.append(f"{m.label}: {_shown(r)}")
+    if not passed:
+        return _finding(key, NOT_MEASURED, [missing])
+    return _finding(key, HOLDS if all(passed) else FAILS, evidence)
+
+
 def distance_ratio(models: Sequence[ModelEvidence]) -> Finding:
     """Figure 2: the median nearest-error distance over its linear prediction."""
-    evidence, ok = [], []
-    for m in models:
-        r = _record(m, "distance_ratio")
-        if r is None:
-            continue
-        near = r["hi"] >= 1 if m.mode == "adversarial" else r["lo"] <= NEAR and r["hi"] >= 1 / NEAR
-        ok.append(near)
-        evidence.append(f"{m.label}: {_shown(r)}")
-    if not ok:
-        return _finding("distance_ratio", NOT_MEASURED, ["no model has a distance ratio (run analyze)"])
-    return _finding("distance_ratio", HOLDS if all(ok) else FAILS, evidence)
+
+    def near(m: ModelEvidence, r: dict[str, Any]) -> bool:
+        return r["hi"] >= 1 if m.mode == "adversarial" else r["lo"] <= NEAR and r["hi"] >= 1 / NEAR
+
+    return _per_model("distance_ratio", models, "distance_ratio", near, "no model has a distance ratio (run analyze)")
 
 
 def isoperimetric(models: Sequence[ModelEvidence]) -> Finding:
     """Figure 4: eps*_q over the isoperimetric bound."""
-    evidence, ok = [], []
-    for m in models:
-        r = _record(m, "eps_star_over_bound")
-        if r is None:
-            continue
-        ok.append(r["lo"] <= 1 and r["median"] >= CLOSE)
-        evidence.append(f"{m.label}: {_shown(r)}")
-    if not ok:
-        return _finding("isoperimetric", NOT_MEASURED, ["no model has eps*_q with an error rate in (0, 1/2)"])
-    return _finding("isoperimetric", HOLDS if all(ok) else FAILS, evidence)
+    return _per_model(
+        "isoperimetric",
+        models,
+        "eps_star_over_bound",
+        lambda m, r: r["lo"] <= 1 and r["median"] >= CLOSE,
+        "no model has eps*_q with an error rate in (0, 1/2)",
+    )
 
 
 def sigma_and_distance(models: Sequence[ModelEvidence]) -> Finding:
