@@ -68,6 +68,11 @@ class Schedule:
         return self.lr * max(0.0, (self.epochs - t) / (self.epochs - warmup))
 
     @property
+    def epoch_milestones(self) -> list[int]:
+        """The epoch scheduler's milestones: the step schedule's; none for the linear one, which is set per step."""
+        return self.milestones if self.kind == "step" else []
+
+    @property
     def per_step(self) -> Callable[[float], float] | None:
         """What :func:`~errorset.train.loop.train_epoch` sets the rate from before each step (linear), or None."""
         return self.lr_at if self.kind == "linear" else None
@@ -99,9 +104,8 @@ class Fit:
         )
         # the linear schedule sets the rate before every step (Schedule.per_step); with no milestones
         # this epoch scheduler then leaves the rate as it is, and its state is still checkpointed
-        milestones = schedule.milestones if schedule.kind == "step" else []
         self.scheduler = torch.optim.lr_scheduler.MultiStepLR(
-            self.optimizer, milestones=milestones, gamma=schedule.gamma
+            self.optimizer, milestones=schedule.epoch_milestones, gamma=schedule.gamma
         )
         self.precision = Precision.for_device(device, amp)
         self.data_generator = make_generator(seed + 1)
@@ -127,9 +131,8 @@ class Fit:
         self.history, self.epoch = list(state.history), state.epoch
         if new_schedule is not None:
             s = self.schedule = new_schedule
-            milestones = s.milestones if s.kind == "step" else []
             set_schedule(
-                self.optimizer, self.scheduler, lr=s.lr, gamma=s.gamma, milestones=milestones, epoch=self.epoch
+                self.optimizer, self.scheduler, lr=s.lr, gamma=s.gamma, milestones=s.epoch_milestones, epoch=self.epoch
             )
         return reseeded
 
